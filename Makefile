@@ -1,0 +1,38 @@
+# One command set: CI (.ci/run) runs these same targets.
+VENV ?= .venv
+PY = $(VENV)/bin/python
+# The venv is (re)installed whenever pyproject.toml changes.
+INSTALLED = $(VENV)/.installed
+# Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-x -k quota'`.
+PYTEST_ARGS ?=
+
+.PHONY: install test lint demo bench chaos clean
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+# The whole suite, unit and integration. The redis_url fixture finds or starts a Redis itself.
+test: $(INSTALLED)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+demo: $(INSTALLED)
+	$(VENV)/bin/aep-activator demo
+
+bench: $(INSTALLED)
+	$(PY) -m tests.bench
+
+chaos: $(INSTALLED)
+	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
+
+# Caches and build output only; the venv stays (rm -rf $(VENV) to rebuild it from scratch).
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache $(INSTALLED)
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
