@@ -16,6 +16,7 @@ Where the docs disagree the models accept both forms: ``datasetId``/``dataSetId`
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -55,12 +56,17 @@ def _opaque_id(value: Any) -> Any:
 OpaqueId = Annotated[Id, BeforeValidator(_opaque_id)]
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+"""RFC 3339 ``date-time``: full date, ``T``, full time with seconds, and an explicit offset."""
+
+
 def _rfc3339(value: Any) -> Any:
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string, e.g. 2018-01-01T00:00:00Z")
     text = value.strip()
-    # RFC 3339 requires a full date, a time and an explicit offset ("Z" or ±hh:mm).
-    if len(text) < 20 or text[10] not in "Tt" or not (text.endswith(("Z", "z")) or text[-6] in "+-"):
+    # The shape check comes first: datetime.fromisoformat also takes ISO 8601 forms that RFC 3339
+    # does not (week dates "2018-W01-1T…", "T00:00" without seconds, "+0500" offsets).
+    if not _RFC3339.fullmatch(text):
         raise ValueError(f"{value!r} is not an RFC 3339 timestamp (e.g. 2018-01-01T00:00:00Z)")
     try:
         datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
@@ -457,7 +463,7 @@ def audiences_of(info: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(a for auds in info.values() for a in auds))
 
 
-def _check_audience_count(info: dict[str, list[str]]) -> None:
+def check_audience_count(info: dict[str, list[str]]) -> None:
     n = len(audiences_of(info))
     if n > MAX_AUDIENCES_PER_ADHOC_JOB:
         raise ValueError(f"{n} audiences in one ad-hoc job; AEP allows at most {MAX_AUDIENCES_PER_ADHOC_JOB}")
@@ -474,7 +480,7 @@ class AdhocRunV1(_Request):
 
     @model_validator(mode="after")
     def _limits(self) -> AdhocRunV1:
-        _check_audience_count(self.activationInfo)
+        check_audience_count(self.activationInfo)
         return self
 
     def wire(self) -> dict[str, Any]:
@@ -488,7 +494,7 @@ class AdhocRunV2(_Request):
 
     @model_validator(mode="after")
     def _limits(self) -> AdhocRunV2:
-        _check_audience_count(self.activationInfo)
+        check_audience_count(self.activationInfo)
         return self
 
     def wire(self) -> dict[str, Any]:

@@ -1,0 +1,192 @@
+"""All configuration, as one typed object read once from the environment (or ``.env``).
+
+Only entry points call :func:`get_settings`; library code takes plain arguments. Every variable is
+documented in ``.env.example`` and the README. Invalid values fail at start-up with one message that
+names every bad variable and why, and never echoes a value (it could be a secret).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel", "sentinels")
+
+
+class SettingsError(ValueError):
+    """Configuration is missing or invalid. ``str()`` names every bad variable."""
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as https://platform.adobe.io")
+    return value.rstrip("/")
+
+
+def _redis_url(value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in REDIS_SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
+    return value
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password of its userinfo (``redis://:secret@host``) replaced by ``**********``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:**********@{host}"))
+
+
+HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
+RedisUrl = Annotated[str, AfterValidator(_redis_url)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Environment variables are the field names in upper case (``AEP_BASE_URL`` …)."""
+
+    # env_ignore_empty: a blank ``VAR=`` (as in a copied ``.env.example``) means "not set", so it takes
+    # the default instead of failing min_length, and a blank secret does not count as a credential.
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+        env_ignore_empty=True,
+    )
+
+    # --- AEP and IMS ---------------------------------------------------------------------------
+    aep_base_url: HttpUrlStr = "https://platform.adobe.io"
+    aep_ims_url: HttpUrlStr = "https://ims-na1.adobelogin.com"
+    aep_client_id: str | None = Field(default=None, min_length=1)
+    aep_client_secret: SecretStr | None = None
+    aep_org_id: str | None = Field(default=None, min_length=1)
+    aep_sandbox_name: str | None = Field(default=None, min_length=1, pattern=r"^[a-z0-9-]+$")
+    aep_scopes: str = Field(default=DEFAULT_SCOPES, min_length=1)
+    aep_access_token: SecretStr | None = None
+    aep_connect_timeout_s: Seconds = 5.0
+    aep_read_timeout_s: Seconds = 30.0
+
+    # --- Redis ----------------------------------------------------------------------------------
+    redis_url: RedisUrl = "redis://127.0.0.1:6379/0"
+    aep_key_prefix: str = Field(default="aep:", min_length=1, pattern=r"^[A-Za-z0-9_.:{}-]+$")
+
+    # --- Polling (seconds; delay(n) = min(cap, initial * factor**n)) ----------------------------
+    poll_factor: Annotated[float, Field(ge=1, le=10)] = 1.5
+    poll_jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
+    poll_segment_initial_s: Seconds = 30.0
+    poll_segment_cap_s: Seconds = 300.0
+    poll_segment_deadline_s: Seconds = 5 * 3600.0  # FAE "can take up to four hours"
+    poll_export_initial_s: Seconds = 15.0
+    poll_export_cap_s: Seconds = 120.0
+    poll_export_deadline_s: Seconds = 3 * 3600.0
+    poll_activation_initial_s: Seconds = 15.0
+    poll_activation_cap_s: Seconds = 120.0
+    poll_activation_deadline_s: Seconds = 6 * 3600.0
+
+    # --- Error retries (separate budget from polls) --------------------------------------------
+    retry_max: Annotated[int, Field(ge=0, le=100)] = 8
+    retry_initial_s: Seconds = 2.0
+    retry_cap_s: Seconds = 300.0
+
+    # --- Quotas (per UTC day unless quota_window_s says otherwise) -----------------------------
+    quota_adhoc_per_day: Annotated[int, Field(ge=0)] = 20  # the tutorial: "up to 20 activation jobs per day"
+    quota_segment_jobs_per_day: Annotated[int, Field(ge=0)] = 2  # FAE guardrail: 2 per sandbox per day
+    quota_window_s: Annotated[int, Field(ge=1, le=86400)] = 86400
+    quota_reservation_ttl_s: Seconds = 900.0
+    audience_lock_ttl_s: Seconds = 8 * 3600.0
+
+    # --- Celery ---------------------------------------------------------------------------------
+    visibility_timeout_s: Seconds = 900.0
+    task_time_limit_s: Seconds = 300.0
+    result_expires_s: Seconds = 7 * 86400.0
+    run_record_ttl_s: Seconds = 30 * 86400.0
+    delay_pump_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    aep_queue: str = Field(default="aep-activator", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    # --- Flower -----------------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = None
+    flower_address: str = "127.0.0.1"
+    flower_port: Annotated[int, Field(ge=1, le=65535)] = 5555
+    flower_db: str = ".flower/flower.db"
+
+    # --- Schedules --------------------------------------------------------------------------------
+    aep_schedules_file: str = "config/schedules.toml"
+
+    @model_validator(mode="after")
+    def _timeouts_fit(self) -> Settings:
+        if self.visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError(
+                "VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks"
+            )
+        if self.flower_basic_auth is not None:
+            user, sep, password = self.flower_basic_auth.get_secret_value().partition(":")
+            if not (user and sep and password):
+                raise ValueError("FLOWER_BASIC_AUTH must look like user:password")
+        return self
+
+    def aep_problems(self) -> list[str]:
+        """What is missing to call AEP: an empty list means the credentials are complete."""
+        problems = []
+        if not self.aep_client_id:
+            problems.append("AEP_CLIENT_ID: required (the API key / OAuth client id)")
+        if not self.aep_org_id:
+            problems.append("AEP_ORG_ID: required (the IMS org id, …@AdobeOrg)")
+        if self.aep_access_token is None and self.aep_client_secret is None:
+            problems.append("AEP_CLIENT_SECRET: required unless AEP_ACCESS_TOKEN is set")
+        return problems
+
+    def require_aep(self) -> Settings:
+        if problems := self.aep_problems():
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
+        return self
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting by environment variable name, secrets shown as ``**********``."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "**********" if value.get_secret_value() else ""
+            elif name == "redis_url":
+                value = mask_url_password(value)  # REDIS_URL may carry a password
+            out[name.upper()] = value
+        return out
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url_password(value) if name == "redis_url" else value
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad variable, naming it and why; the input value is never printed."""
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = "_".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise :class:`SettingsError` naming every problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. For entry points only."""
+    return load_settings()
