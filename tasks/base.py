@@ -1,0 +1,139 @@
+"""Celery glue shared by every step: fencing, waiting without sleeping, and the retry policy.
+
+The retry policy, declared once:
+- ``Wait`` from a step (job still running, quota exhausted, audience busy) and ``RateLimited``
+  (honouring ``Retry-After``) reschedule the same message through the Redis delay queue.
+- Other ``TransientError``s reschedule with jittered exponential backoff, at most ``RETRY_MAX``
+  times in a row per step (a budget separate from poll attempts, kept in the run ledger).
+- ``PermanentError``, ``JobFailed`` and ``QuotaExhausted`` (``on_quota="fail"``) fail the run at once.
+
+A reschedule stores the task's own signature (chain included) in Redis and raises Celery's ``Retry``,
+so Flower shows RETRY with the reason, the message is acknowledged, and no worker slot or ETA
+message is held while waiting (see ``aep/delays.py`` for why not ``countdown``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Retry
+from kombu.utils.json import dumps
+
+from aep import constants as c
+from aep.activation import Done, Outcome, StepContext, Wait
+from aep.backoff import backoff
+from aep.errors import AEPError, JobFailed, PermanentError, QuotaExhausted, RateLimited, TransientError
+from aep.ledger import RunRecord
+from aep.request import ActivationRequest
+from tasks.context import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+StepFn = Callable[[StepContext, RunRecord, int], Outcome]
+
+
+class StepTask(Task):  # type: ignore[misc]
+    """Base class of the chain's steps: late acks, because every step is safe to run twice."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    typing = False
+    max_retries = None  # our budgets live in the run ledger, not in Celery's counter
+    step_index = -1
+
+
+def reschedule(task: Task, rt: Runtime, run_id: str, delay_s: float, reason: str) -> None:
+    """Store this message again, due in ``delay_s``, and tell Celery it was retried."""
+    retries = task.request.retries + 1
+    sig = task.signature_from_request(retries=retries)
+    # Member names are deterministic: a duplicate execution re-schedules the same member, not a second one.
+    member = f"{run_id}:{task.name}:{retries}"
+    rt.delays.schedule(member, dumps(dict(sig)), time.time() + delay_s)
+    raise Retry(reason, when=delay_s)
+
+
+def run_step(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
+    """Execute one step of one run, and turn its outcome into Celery control flow."""
+    if not isinstance(run_id, str) or not run_id:
+        raise Ignore()
+    rt = runtime()
+    attempt = task.request.retries or 0
+    verdict = rt.ledger.enter(run_id, task.step_index, attempt)
+    if verdict != "ok":
+        log.info("run %s: dropping %s attempt %d (%s)", run_id, task.name, attempt, verdict)
+        raise Ignore()
+    run = rt.ledger.get(run_id)
+    assert run is not None
+    step_name = task.name.rsplit(".", 1)[-1]
+    if run.step != step_name or run.status != "running":
+        rt.ledger.event(run_id, step_name, "started", f"attempt {attempt}", step=step_name, status="running",
+                        wait_until=None, waiting_reason=None)
+    try:
+        outcome = step(rt.step_context(), run, attempt)
+    except QuotaExhausted as exc:
+        fail_run(rt, run_id, step_name, exc)
+        raise
+    except RateLimited as exc:
+        delay = exc.retry_after_s if exc.retry_after_s is not None else _error_delay(rt, run_id, step_name)
+        _note_wait(rt, run_id, step_name, delay, f"AEP rate limit: {exc.message}", waiting=False)
+        reschedule(task, rt, run_id, max(delay, 0.5), f"rate limited; retry in {delay:.1f}s")
+    except TransientError as exc:
+        errors = _count_error(rt, run_id, step_name)
+        if errors > rt.settings.retry_max:
+            fail_run(rt, run_id, step_name, exc, f"gave up after {errors - 1} retries: ")
+            raise
+        delay = _error_delay(rt, run_id, step_name)
+        _note_wait(rt, run_id, step_name, delay, f"transient error {errors}/{rt.settings.retry_max}: {exc}",
+                   waiting=False)
+        reschedule(task, rt, run_id, delay, f"transient error: {exc.message}; retry in {delay:.1f}s")
+    except (PermanentError, JobFailed) as exc:
+        fail_run(rt, run_id, step_name, exc)
+        raise
+    except AEPError as exc:  # pragma: no cover - every AEPError is classified above
+        fail_run(rt, run_id, step_name, exc)
+        raise
+    rt.ledger.update(run_id, **{f"errors__{step_name}": None})
+    if isinstance(outcome, Wait):
+        _note_wait(rt, run_id, step_name, outcome.delay_s, outcome.reason, waiting=outcome.waiting)
+        reschedule(task, rt, run_id, outcome.delay_s, f"{outcome.reason}; next check in {outcome.delay_s:.1f}s")
+    assert isinstance(outcome, Done)
+    result = {"run_id": run_id, **outcome.result}
+    if task.name == c.TASK_POLL_ACTIVATION:
+        rt.ledger.finish_if_open(run_id, "succeeded", "all flow runs succeeded", step=step_name)
+    return result
+
+
+def _count_error(rt: Runtime, run_id: str, step_name: str) -> int:
+    return int(rt.redis.hincrby(rt.ledger.key(run_id), f"errors:{step_name}", 1))
+
+
+def _error_delay(rt: Runtime, run_id: str, step_name: str) -> float:
+    n = int(rt.ledger.field(run_id, f"errors:{step_name}") or 1)
+    s = rt.settings
+    return backoff(max(0, n - 1), s.retry_initial_s, 2.0, s.retry_cap_s, jitter=0.5)
+
+
+def _note_wait(rt: Runtime, run_id: str, step_name: str, delay_s: float, reason: str, *, waiting: bool) -> None:
+    until = round(time.time() + delay_s, 3)
+    if waiting:
+        rt.ledger.event(run_id, step_name, "waiting", reason, status="waiting", wait_until=until, waiting_reason=reason)
+    else:
+        rt.ledger.update(run_id, status="running", wait_until=until, waiting_reason=reason)
+
+
+def fail_run(rt: Runtime, run_id: str, step_name: str, exc: BaseException, prefix: str = "") -> None:
+    """Mark the run failed (once), and let go of its audiences."""
+    message = f"{prefix}{exc}"
+    if rt.ledger.finish_if_open(run_id, "failed", message, step=step_name, error=message):
+        log.error("run %s failed at %s: %s", run_id, step_name, message)
+    run = rt.ledger.get(run_id)
+    if run is not None:
+        try:
+            audiences = ActivationRequest.model_validate(run.request).audiences
+        except ValueError:
+            return
+        rt.locks.release(audiences, run_id)

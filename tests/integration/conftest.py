@@ -1,0 +1,48 @@
+"""Integration fixtures: a real Redis, the simulator over HTTP, and real `celery worker` processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from aep.ledger import RunRecord
+from aep.simulator.config import SimulatorConfig
+from tasks import context
+from workers import app
+from workers.app import configure
+from workers.stack import Stack
+
+EXAMPLE = "examples/activation-request.json"
+
+
+@pytest.fixture
+def make_stack(redis_url: str) -> Iterator[Callable[..., Stack]]:
+    """Build a stack (simulator + settings + unique prefix/queue) and point this process at it."""
+    stacks: list[Stack] = []
+
+    def make(sim_config: SimulatorConfig | None = None, env: dict[str, str] | None = None) -> Stack:
+        stack = Stack.start(redis_url, sim_config=sim_config, env=env)
+        stacks.append(stack)
+        configure(app, stack.settings())
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.stop()
+    context.configure(None)
+
+
+def wait_for_runs(stack: Stack, run_ids: list[str], timeout_s: float = 60) -> list[RunRecord]:
+    """Poll the run ledger (from the test process) until every run is terminal."""
+    deadline = time.monotonic() + timeout_s
+    ledger = context.runtime().ledger
+    while True:
+        records = [ledger.get(r) for r in run_ids]
+        if all(r is not None and r.terminal for r in records):
+            return [r for r in records if r is not None]
+        if time.monotonic() > deadline:
+            open_runs = [(r.run_id, r.status, r.step, r.waiting_reason) for r in records if r and not r.terminal]
+            raise AssertionError(f"runs still open after {timeout_s}s: {open_runs}\n{stack.worker_log()[-4000:]}")
+        time.sleep(0.1)

@@ -1,0 +1,34 @@
+"""A whole activation chain through a real worker process, real Redis and the simulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasks import start_activation
+from tests.integration.conftest import EXAMPLE, wait_for_runs
+
+pytestmark = pytest.mark.integration
+
+SEGMENT_POST = "/data/core/ups/segment/jobs"
+EXPORT_POST = "/data/core/ups/export/jobs"
+ADHOC_POST = "/data/core/activation/disflowprovider/adhocrun"
+
+
+def example() -> dict:
+    return json.loads(Path(EXAMPLE).read_text())
+
+
+def test_the_tutorial_chain_v1_succeeds_with_exactly_one_post_per_step(make_stack):
+    stack = make_stack()
+    stack.wait_worker_ready(stack.start_worker())
+    run_id = start_activation(example())
+    (run,) = wait_for_runs(stack, [run_id])
+    assert run.status == "succeeded", (run.error, run.timeline)
+    assert run.segment_job_id and run.export_job_id and run.flow_runs
+    posts = stack.posts()
+    assert posts == {"/ims/token/v3": 1, SEGMENT_POST: 1, EXPORT_POST: 1, ADHOC_POST: 1}
+    (adhoc,) = stack.journal("POST", ADHOC_POST)
+    assert adhoc["body"]["exportIds"] == [run.export_job_id]

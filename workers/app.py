@@ -1,0 +1,77 @@
+"""The Celery application. ``celery -A workers worker`` finds it as ``workers.app``.
+
+Redis is the broker and the result backend. Steps are idempotent (run ledger + fences), so messages
+are acknowledged late and requeued when a worker dies. Waiting happens in the Redis delay queue, not
+in ETA messages, so ``visibility_timeout`` only needs to exceed one task's hard time limit; the start-up
+check in ``workers/checks.py`` refuses a configuration where it does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from config.settings import Settings, get_settings
+from workers.pump import DelayPump
+
+
+def celery_config(s: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {
+        "visibility_timeout": int(s.visibility_timeout_s),
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
+    if s.redis_url.startswith(("sentinel://", "sentinels://")):
+        transport["master_name"] = _sentinel_master(s.redis_url)
+    return {
+        "broker_url": s.redis_url,
+        "result_backend": s.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": int(s.result_expires_s),
+        "result_extended": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_track_started": True,
+        "task_time_limit": int(s.task_time_limit_s),
+        "task_soft_time_limit": int(s.task_time_limit_s * 0.9),
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_prefetch_multiplier": 1,
+        # A safety net only: our own waits never become ETA messages (aep/delays.py).
+        "worker_eta_task_limit": 100,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+        "task_default_queue": s.aep_queue,
+        "imports": ["tasks.steps"],
+    }
+
+
+def _sentinel_master(url: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url.split(";")[0]).query)
+    return (query.get("master_name") or query.get("service_name") or ["mymaster"])[0]
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    app = Celery("aep_activator")
+    app.config_from_object(celery_config(settings or get_settings()))
+    app.steps["worker"].add(DelayPump)
+    return app
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    """Point an existing app (and this process's runtime) at other settings: tests and the demo."""
+    from tasks import context
+
+    app.conf.update(celery_config(settings))
+    context.configure(settings)
