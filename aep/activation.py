@@ -320,7 +320,15 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
             _settle(ctx, run, c.QUOTA_ADHOC, org, accepted=True)
             ctx.ledger.event(run.run_id, c.TASK_RUN_ACTIVATION, "adopted", f"{len(orders)} flow runs", flow_runs=orders)
             return Done({"flow_runs": [o["run_id"] for o in orders]})
-    if (wait := _reserve(ctx, run, c.QUOTA_ADHOC, org, ctx.config.quota_adhoc, req.on_quota)):
+    try:
+        wait = _reserve(ctx, run, c.QUOTA_ADHOC, org, ctx.config.quota_adhoc, req.on_quota)
+    except QuotaExhausted:
+        ctx.locks.release(req.audiences, run.run_id)
+        raise
+    if wait is not None:
+        # Do not sit on the audiences until the quota window resets: other runs may need them
+        # and would otherwise wait behind us for hours (they would then wait for the quota too).
+        ctx.locks.release(req.audiences, run.run_id)
         return wait
     export_ids = [run.export_job_id] if req.version == 1 and run.export_job_id else None
     if req.version == 1 and not export_ids:

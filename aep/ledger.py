@@ -211,6 +211,7 @@ class RunLedger:
                         return False
                     pipe.multi()
                     pipe.hset(self.key(run_id), mapping={"status": status, "updated_at": repr(self._clock())})
+                    pipe.hdel(self.key(run_id), "wait_until", "waiting_reason")
                     pipe.execute()
                     break
                 except redis.WatchError:

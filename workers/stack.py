@@ -171,5 +171,7 @@ class Stack:
         """Requests per ``POST template`` that AEP processed (answered, or accepted and then hung)."""
         counts: dict[str, int] = {}
         for e in self.journal(method="POST"):
+            if e.get("status") == "dropped":  # closed before processing: AEP did nothing
+                continue
             counts[e["template"]] = counts.get(e["template"], 0) + 1
         return counts

@@ -32,3 +32,34 @@ def test_the_tutorial_chain_v1_succeeds_with_exactly_one_post_per_step(make_stac
     assert posts == {"/ims/token/v3": 1, SEGMENT_POST: 1, EXPORT_POST: 1, ADHOC_POST: 1}
     (adhoc,) = stack.journal("POST", ADHOC_POST)
     assert adhoc["body"]["exportIds"] == [run.export_job_id]
+
+
+def v2_request(audience: str = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05", **extra) -> dict:
+    return {
+        "activation_info": {"b0780cb5-2bb7-4409-bf2c-c625ca818588": [audience]},
+        "version": 2,
+        "segment_job": False,
+        **extra,
+    }
+
+
+def test_a_v2_chain_without_segment_or_export_steps_succeeds_with_one_activation_post(make_stack):
+    stack = make_stack()
+    stack.wait_worker_ready(stack.start_worker())
+    run_id = start_activation(v2_request())
+    (run,) = wait_for_runs(stack, [run_id])
+    assert run.status == "succeeded", (run.error, run.timeline)
+    assert stack.posts() == {"/ims/token/v3": 1, ADHOC_POST: 1}
+    (adhoc,) = stack.journal("POST", ADHOC_POST)
+    assert "exportIds" not in adhoc["body"]
+    assert adhoc["headers"].get("Accept") == "application/vnd.adobe.adhoc.activation+json; version=2"
+
+
+def test_the_same_idempotency_key_returns_the_same_run_and_starts_nothing_new(make_stack):
+    stack = make_stack()
+    stack.wait_worker_ready(stack.start_worker())
+    first = start_activation(v2_request(idempotency_key="nightly-2026-11-28"))
+    second = start_activation(v2_request(idempotency_key="nightly-2026-11-28"))
+    assert first == second
+    wait_for_runs(stack, [first])
+    assert stack.posts()[ADHOC_POST] == 1
