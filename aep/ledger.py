@@ -181,6 +181,7 @@ class RunLedger:
 
     def event(self, run_id: str, at_step: str, event: str, detail: str = "", /, **fields: Any) -> None:
         """Append a timeline event ``at_step`` and update ``fields`` of the record."""
+        at_step = at_step.rsplit(".", 1)[-1]  # "activation.poll_segment_job" -> "poll_segment_job"
         entry = json.dumps({"t": round(self._clock(), 3), "step": at_step, "event": event, "detail": detail})
         self.update(run_id, **fields)
         pipe = self._r.pipeline(transaction=False)

@@ -50,11 +50,17 @@ class Stack:
 
     @classmethod
     def start(
-        cls, redis_url: str, *, sim_config: SimulatorConfig | None = None, env: dict[str, str] | None = None
+        cls,
+        redis_url: str,
+        *,
+        sim_config: SimulatorConfig | None = None,
+        env: dict[str, str] | None = None,
+        prefix_root: str = "aep-stack",
     ) -> Stack:
         sim = SimulatorServer(sim_config or SimulatorConfig(speed=600, seed=7))
         sim.start_in_thread()
-        return cls(redis_url=redis_url, simulator=sim, env_overrides=dict(env or {}))
+        prefix = f"{prefix_root}:{uuid.uuid4().hex[:10]}:"
+        return cls(redis_url=redis_url, simulator=sim, prefix=prefix, env_overrides=dict(env or {}))
 
     @property
     def sim_url(self) -> str:
