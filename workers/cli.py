@@ -324,6 +324,3 @@ def _register_extra_commands() -> None:
 
 
 _register_extra_commands()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
