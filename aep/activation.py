@@ -39,7 +39,7 @@ from aep.request import ActivationRequest
 
 log = logging.getLogger(__name__)
 
-CLOCK_SKEW_S = 120.0
+CLOCK_SKEW_S = 30.0
 """How far AEP's clock may be behind ours when matching a job to an intent we recorded."""
 
 
@@ -137,13 +137,14 @@ def _post_guarded(ctx: StepContext, run: RunRecord, quota: str | None, scope: st
 # Step 1: segment job
 
 
-def _matching_segment_job(ctx: StepContext, segment_ids: list[str], since_s: float) -> SegmentJob | None:
+def _matching_segment_job(ctx: StepContext, run_id: str, segment_ids: list[str], since_s: float) -> SegmentJob | None:
     wanted = set(segment_ids)
     page = ctx.client.segment_jobs.list(limit=50, segment_id=segment_ids[0])
     for job in page.children:
         created_s = (job.creationTime or 0) / 1000
         if set(job.segment_ids) == wanted and (job.source in (None, "api")) and created_s >= since_s:
-            return job
+            if ctx.ledger.claim("segment_job", job.id, run_id):
+                return job
     return None
 
 
@@ -155,7 +156,7 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
     scope = ctx.config.sandbox or "default"
     intent = ctx.ledger.field(run.run_id, "intent:segment_job")
     if intent is not None:
-        found = _matching_segment_job(ctx, ids, float(intent) - CLOCK_SKEW_S)
+        found = _matching_segment_job(ctx, run.run_id, ids, float(intent) - CLOCK_SKEW_S)
         if found is not None:
             log.warning("run %s: adopted segment job %s created before a crash", run.run_id, found.id)
             _settle(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, accepted=True)
@@ -165,6 +166,7 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
         return wait
     ctx.ledger.update(run.run_id, intent__segment_job=ctx.clock())
     job = _post_guarded(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, lambda: ctx.client.segment_jobs.create(ids))
+    _claim_created(ctx, run, "segment_job", job.id)
     ctx.ledger.event(
         run.run_id, c.TASK_CREATE_SEGMENT_JOB, "created", f"segment job {job.id}",
         segment_job_id=job.id, aep_status=job.status.value,
@@ -176,7 +178,14 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
 # Step 3: export job
 
 
-def _matching_export_job(ctx: StepContext, req: ActivationRequest, since_s: float) -> ExportJob | None:
+def _claim_created(ctx: StepContext, run: RunRecord, kind: str, aep_id: str) -> None:
+    if not ctx.ledger.claim(kind, aep_id, run.run_id):
+        # Another run adopted our job in the instant between AEP's answer and this claim. Both runs
+        # now share one AEP job; say so loudly rather than pretend.
+        log.error("run %s: %s %s was adopted by another run; both share it", run.run_id, kind, aep_id)
+
+
+def _matching_export_job(ctx: StepContext, run_id: str, req: ActivationRequest, since_s: float) -> ExportJob | None:
     spec = req.export_job
     assert spec is not None
     wanted_segments = set(spec.segment_ids)
@@ -187,7 +196,8 @@ def _matching_export_job(ctx: StepContext, req: ActivationRequest, since_s: floa
         same_dataset = job.destination is not None and job.destination.datasetId == spec.destination.datasetId
         same_schema = job.schema_ is not None and job.schema_.name == spec.schema_.name
         if same_dataset and same_schema and set(job.segment_ids) == wanted_segments:
-            return job
+            if ctx.ledger.claim("export_job", job.id, run_id):
+                return job
     return None
 
 
@@ -199,7 +209,7 @@ def create_export_job(ctx: StepContext, run: RunRecord) -> Outcome:
         raise JobFailed("this run has no export job spec", kind="export")
     intent = ctx.ledger.field(run.run_id, "intent:export_job")
     if intent is not None:
-        found = _matching_export_job(ctx, req, float(intent) - CLOCK_SKEW_S)
+        found = _matching_export_job(ctx, run.run_id, req, float(intent) - CLOCK_SKEW_S)
         if found is not None:
             log.warning("run %s: adopted export job %s created before a crash", run.run_id, found.id)
             ctx.ledger.event(run.run_id, c.TASK_CREATE_EXPORT_JOB, "adopted", found.id, export_job_id=found.id)
@@ -207,6 +217,7 @@ def create_export_job(ctx: StepContext, run: RunRecord) -> Outcome:
     ctx.ledger.update(run.run_id, intent__export_job=ctx.clock())
     spec = req.export_job
     job = _post_guarded(ctx, run, None, "", lambda: ctx.client.export_jobs.create(spec))
+    _claim_created(ctx, run, "export_job", job.id)
     ctx.ledger.event(
         run.run_id, c.TASK_CREATE_EXPORT_JOB, "created", f"export job {job.id}",
         export_job_id=job.id, aep_status=job.status.value,
@@ -278,12 +289,12 @@ def _cancel_quietly(cancel: Callable[[], Any]) -> None:
 # Step 5: ad-hoc activation, and its poll
 
 
-def _orders_since(ctx: StepContext, req: ActivationRequest, since_s: float) -> list[dict[str, Any]]:
-    """Flow runs of our dataflows that touch our audiences and started after ``since_s``."""
+def _orders_since(ctx: StepContext, run_id: str, req: ActivationRequest, since_s: float) -> list[dict[str, Any]]:
+    """Flow runs of our dataflows that touch our audiences, started after ``since_s``, owned by no other run."""
     found = []
     for flow_id, audiences in req.activation_info.items():
         for flow_run in ctx.client.flow_runs.list(flow_id=flow_id, limit=50).items:
-            if (flow_run.createdAt or 0) / 1000 < since_s:
+            if (flow_run.createdAt or 0) / 1000 < since_s or not ctx.ledger.claim("flow_run", flow_run.id, run_id):
                 continue
             entities = _run_entities(flow_run.metrics.recordSummary)
             for audience in audiences:
@@ -314,7 +325,7 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
     org = ctx.config.org_id
     intent = ctx.ledger.field(run.run_id, "intent:activation")
     if intent is not None:
-        orders = _orders_since(ctx, req, float(intent) - CLOCK_SKEW_S)
+        orders = _orders_since(ctx, run.run_id, req, float(intent) - CLOCK_SKEW_S)
         if orders:
             log.warning("run %s: adopted %d flow runs started before a crash", run.run_id, len(orders))
             _settle(ctx, run, c.QUOTA_ADHOC, org, accepted=True)
@@ -346,6 +357,8 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
         return Wait(delay, f"AEP: run already going on for audience {exc.segment_id} (run {exc.flow_run_id})",
                     waiting=True)
     orders = [{"segment": o.segment, "order": o.order, "run_id": o.run_id, "status": "processing"} for o in answer.order]
+    for o in orders:
+        _claim_created(ctx, run, "flow_run", o["run_id"])
     ctx.ledger.event(run.run_id, c.TASK_RUN_ACTIVATION, "activated", f"{len(orders)} flow runs", flow_runs=orders)
     return Done({"flow_runs": [o["run_id"] for o in orders]})
 

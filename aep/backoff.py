@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -43,12 +44,13 @@ def backoff(
         raise ValueError("initial_s and cap_s must be >= 0 and factor >= 1")
     if not 0.0 <= jitter <= 1.0:
         raise ValueError("jitter must lie in [0, 1]")
-    # Clamp the exponent: factor**attempt overflows a float long before attempt gets large.
-    # A float power can still overflow (factor 1e6 ** 64 raises OverflowError): that delay is the cap.
+    # factor**attempt overflows a float for large attempts (2.0**1100, 1e6**64): that delay is the cap.
+    # The exponent is not clamped, so a small factor (1.01) still grows all the way to the cap.
     try:
-        delay = min(cap_s, initial_s * factor ** min(attempt, 64)) if factor > 1 else min(cap_s, initial_s)
+        grown = initial_s * float(factor) ** attempt
     except OverflowError:
-        delay = cap_s
+        grown = math.inf if initial_s else 0.0
+    delay = min(cap_s, grown)
     if jitter:
         r = (rng or random).random()
         delay = delay * (1 - jitter) + delay * jitter * r

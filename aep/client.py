@@ -154,6 +154,7 @@ class AEPClient:
                     headers=self._headers(token, headers, json is not None),
                     timeout=self._timeout,
                     stream=True,
+                    allow_redirects=False,  # a redirected POST would be re-sent, and our headers with it
                 )
                 self._read_body(resp)
             except requests.RequestException as exc:

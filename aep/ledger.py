@@ -190,6 +190,17 @@ class RunLedger:
         pipe.expire(self._timeline_key(run_id), self._ttl)
         pipe.execute()
 
+    def claim(self, kind: str, aep_id: str, run_id: str) -> bool:
+        """Make ``run_id`` the owner of an AEP job or flow run; False if another run owns it.
+
+        Looking before creating matches AEP's jobs by content, and two identical runs look alike:
+        ownership keeps one run from adopting a job that another run created.
+        """
+        key = f"{self._prefix}owner:{kind}:{aep_id}"
+        if self._r.set(key, run_id, nx=True, ex=self._ttl):
+            return True
+        return _s(self._r.get(key)) == run_id
+
     def enter(self, run_id: str, step_index: int, attempt: int) -> str:
         """Fence one execution: 'ok', 'stale', 'terminal' or 'missing' (see ``run_enter.lua``)."""
         result = self._enter(keys=[self.key(run_id)], args=[step_index, attempt, self._clock()])

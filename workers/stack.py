@@ -174,10 +174,13 @@ class Stack:
         ]
 
     def posts(self) -> dict[str, int]:
-        """Requests per ``POST template`` that AEP processed (answered, or accepted and then hung)."""
+        """Requests per ``POST template`` that AEP accepted (answered 2xx, or processed and then hung)."""
         counts: dict[str, int] = {}
         for e in self.journal(method="POST"):
-            if e.get("status") == "dropped":  # closed before processing: AEP did nothing
+            status = e.get("status")
+            # Injected 5xx/429 and dropped connections are answered before processing: AEP did nothing.
+            # "hung" means processed and then never answered (accept-then-timeout).
+            if not (status == "hung" or (isinstance(status, int) and 200 <= status < 300)):
                 continue
             counts[e["template"]] = counts.get(e["template"], 0) + 1
         return counts

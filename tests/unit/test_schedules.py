@@ -1,0 +1,232 @@
+"""The schedule file: validation with clear errors, UTC fire times, the quota overspend check, the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from celery.schedules import crontab
+from click.testing import CliRunner
+
+from config.schedules import (
+    ScheduleError,
+    load_schedules,
+    next_fire_times,
+    parse_cron,
+    parse_schedules,
+    previous_fire_time,
+    quota_warnings,
+)
+from workers.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)  # a Tuesday
+
+
+def entry(name: str, cron: str, *, segment_job: bool = True, enabled: bool = True, extra: str = "") -> str:
+    return f"""
+[[schedule]]
+name = "{name}"
+cron = "{cron}"
+enabled = {str(enabled).lower()}
+{extra}
+[schedule.request]
+version = 2
+segment_job = {str(segment_job).lower()}
+[schedule.request.activation_info]
+"dataflow-{name}" = ["audience-{name}"]
+"""
+
+
+def flat(text: str) -> str:
+    """Rich wraps console output at the terminal width; compare words, not line breaks."""
+    return " ".join(text.split())
+
+
+def error_of(text: str) -> str:
+    with pytest.raises(ScheduleError) as info:
+        parse_schedules(text, "s.toml")
+    return str(info.value)
+
+
+# --- validation ------------------------------------------------------------------------------------
+
+
+def test_the_shipped_schedule_file_is_valid_and_uses_the_example_request_ids() -> None:
+    parsed = load_schedules(REPO / "config" / "schedules.toml")
+    example = json.loads((REPO / "examples" / "activation-request.json").read_text())
+    enabled = parsed.enabled
+    assert [s.enabled for s in parsed.schedule] == [True, False]
+    assert len(enabled) == 1
+    assert enabled[0].request.activation_info == example["activation_info"]
+    assert enabled[0].request.segment_ids == example["segment_ids"]
+    assert next_fire_times(enabled[0], 2, NOW) == [NOW.replace(hour=6), NOW.replace(day=2, hour=6)]
+
+
+@pytest.mark.parametrize(
+    ("cron", "field"),
+    [
+        ("61 6 * * *", "minute"),
+        ("0 25 * * *", "hour"),
+        ("0 6 0 * *", "day_of_month"),
+        ("0 6 * 13 *", "month_of_year"),
+        ("0 6 * * funday", "day_of_week"),
+        ("*/0 6 * * *", "minute"),
+    ],
+)
+def test_a_bad_cron_field_is_named_with_its_schedule(cron: str, field: str) -> None:
+    message = error_of(entry("nightly", cron))
+    assert "schedule 'nightly': cron:" in message
+    assert f"{field} field" in message
+
+
+def test_a_cron_without_five_fields_is_rejected() -> None:
+    assert "expected 5 fields" in error_of(entry("nightly", "0 6 * *"))
+
+
+def test_an_unknown_top_level_field_is_rejected_with_the_allowed_ones() -> None:
+    message = error_of('schedules = []\n' + entry("a", "0 6 * * *"))
+    assert "schedules: unknown field (allowed: schedule)" in message
+
+
+def test_an_unknown_entry_field_is_rejected_naming_the_schedule() -> None:
+    message = error_of(entry("a", "0 6 * * *", extra='timezone = "Europe/Paris"'))
+    assert "schedule 'a': timezone: unknown field (allowed: name, cron, enabled, request)" in message
+
+
+def test_duplicate_schedule_names_are_rejected() -> None:
+    message = error_of(entry("same", "0 6 * * *") + entry("same", "0 7 * * *"))
+    assert "schedule 'same': name used 2 times" in message
+
+
+def test_an_invalid_request_names_the_field_path() -> None:
+    text = entry("a", "0 6 * * *").replace('"dataflow-a" = ["audience-a"]', '"dataflow-a" = []')
+    message = error_of(text)
+    assert "schedule 'a': request.activation_info.dataflow-a:" in message
+
+
+def test_a_request_field_error_inside_the_request_model_names_it() -> None:
+    text = entry("a", "0 6 * * *").replace("version = 2", "version = 1")
+    assert "schedule 'a': request: export_job: required for ad-hoc v1" in error_of(text)
+
+
+def test_a_request_may_not_fix_its_own_idempotency_key() -> None:
+    text = entry("a", "0 6 * * *").replace("version = 2", 'version = 2\nidempotency_key = "fixed"')
+    assert "request: idempotency_key: not allowed in a schedule" in error_of(text)
+
+
+def test_a_toml_syntax_error_gives_the_line() -> None:
+    message = error_of('[[schedule]]\nname = "a"\ncron = 0 6 * * *\n')
+    assert message.startswith("s.toml: TOML syntax error:")
+    assert "line 3" in message
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = error_of(entry("a", "0 25 * * *") + entry("a", "0 6 * * *", extra="colour = 1"))
+    assert message.count("\n  ") == 3  # bad hour, unknown field, duplicate name
+
+
+def test_a_missing_file_is_a_schedule_error(tmp_path: Path) -> None:
+    with pytest.raises(ScheduleError, match="cannot read the schedule file"):
+        load_schedules(tmp_path / "none.toml")
+
+
+# --- fire times ------------------------------------------------------------------------------------
+
+
+def test_next_fire_times_are_utc_and_strictly_after_now() -> None:
+    cron = parse_cron("30 12 * * mon")
+    assert next_fire_times(cron, 2, dt.datetime(2026, 12, 7, 12, 30, tzinfo=dt.UTC)) == [
+        dt.datetime(2026, 12, 14, 12, 30, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 21, 12, 30, tzinfo=dt.UTC),
+    ]
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert next_fire_times(parse_cron("0 6 * * *"), 1, dt.datetime(2026, 12, 1, 6, 30, tzinfo=paris)) == [
+        dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
+    ]
+
+
+@pytest.mark.parametrize(
+    "expr", ["0 6 * * *", "*/15 * * * *", "0 0 29 2 *", "0 0 13 * fri", "30 23 * * 0", "5 1,13 1-7 * mon"]
+)
+def test_next_fire_time_agrees_with_celery_crontab(expr: str) -> None:
+    m, h, dom, mon, dow = expr.split()
+    celery_cron = crontab(m, h, dow, dom, mon, nowfun=lambda: NOW)
+    assert next_fire_times(parse_cron(expr), 1, NOW) == [NOW + celery_cron.remaining_estimate(NOW)]
+
+
+def test_the_previous_fire_time_is_the_slot_at_or_before_now() -> None:
+    cron = parse_cron("0 6 * * *")
+    assert previous_fire_time(cron, NOW.replace(hour=6)) == NOW.replace(hour=6)
+    assert previous_fire_time(cron, NOW.replace(hour=6, minute=0, second=59)) == NOW.replace(hour=6)
+    assert previous_fire_time(cron, NOW) == NOW.replace(day=30, month=11, hour=6)
+
+
+# --- quota overspend ---------------------------------------------------------------------------------
+
+
+def test_three_daily_segment_job_schedules_warn_against_a_quota_of_two() -> None:
+    text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("c", "0 3 * * *")
+    warnings = quota_warnings(parse_schedules(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    assert len(warnings) == 7  # every day of the week ahead
+    assert warnings[0] == (
+        "3 segment-job schedule firings on 2026-12-01 against a quota of 2 per sandbox per day (a, b, c)"
+    )
+
+
+def test_disabled_and_segment_free_schedules_do_not_count_against_the_segment_quota() -> None:
+    text = (
+        entry("a", "0 1 * * *")
+        + entry("b", "0 2 * * *", enabled=False)
+        + entry("c", "0 3 * * *", segment_job=False)
+    )
+    assert quota_warnings(parse_schedules(text), segment_jobs_per_day=1, adhoc_per_day=20, now=NOW) == []
+
+
+def test_a_weekly_overspend_is_reported_only_on_its_day() -> None:
+    text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("wed", "0 3 * * wed")
+    warnings = quota_warnings(parse_schedules(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    assert warnings == [
+        "3 segment-job schedule firings on 2026-12-02 against a quota of 2 per sandbox per day (a, b, wed)"
+    ]
+
+
+def test_a_schedule_firing_every_half_hour_overspends_the_adhoc_quota() -> None:
+    parsed = parse_schedules(entry("often", "*/30 * * * *", segment_job=False))
+    warnings = quota_warnings(parsed, segment_jobs_per_day=2, adhoc_per_day=20, now=NOW, days=1)
+    assert warnings == [
+        "48 ad-hoc activation schedule firings on 2026-12-01 against a quota of 20 per org per day"
+        " (often x48)"
+    ]
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+
+
+def test_schedules_check_exits_0_and_prints_quota_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("c", "0 3 * * *"))
+    result = CliRunner().invoke(main, ["schedules", "check", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "OK (3 schedules, 3 enabled)" in flat(result.stdout)
+    assert "3 segment-job schedule firings on" in flat(result.stderr)
+
+
+def test_schedules_check_exits_2_on_an_invalid_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(entry("a", "0 25 * * *"))
+    result = CliRunner().invoke(main, ["schedules", "check", "--file", str(path)])
+    assert result.exit_code == 2
+    assert "schedule 'a': cron: hour field '25'" in flat(result.stderr)
+
+
+def test_schedules_list_shows_each_schedule_with_its_next_utc_fire_times(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(entry("daily", "0 6 * * *") + entry("off", "0 7 * * *", enabled=False))
+    result = CliRunner().invoke(main, ["schedules", "list", "--file", str(path), "--count", "2"])
+    assert result.exit_code == 0, result.output
+    assert "daily" in result.stdout
+    assert "off" in result.stdout
+    assert result.stdout.count(":00") >= 4  # two fire times each

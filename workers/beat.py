@@ -1,0 +1,119 @@
+"""Celery beat for ``config/schedules.toml``: RedBeat, one active scheduler, one run per cron slot.
+
+**One scheduler.** RedBeat keeps the schedule in Redis and holds a lock (``<AEP_KEY_PREFIX>redbeat::lock``)
+while it runs; a second beat blocks on the lock and takes over within ``lock_timeout_s`` after the
+first dies. The lock is re-extended every tick, and a tick comes at least every ``max_interval_s``,
+so ``max_interval_s`` must stay well below ``lock_timeout_s`` (RedBeat's default lock is 25 minutes:
+far too long a gap for a daily schedule).
+
+**One run per slot.** Every enabled schedule becomes a beat entry that sends the public task
+``activation.start`` with the schedule's request. At send time :class:`SlotRedBeatScheduler` adds
+``idempotency_key = "schedule:<name>:<slot>"``, where ``slot`` is the latest cron time at or before
+now (minute resolution, UTC) — the slot that made the entry due, not the moment it was sent. Two
+beats (a lock hand-over), a restart or a retry within one slot therefore send the same key, and
+``start_activation`` returns the existing run instead of starting a second. After beat was down
+across slots it fires once, for the latest missed slot. A new schedule first fires at its next slot
+(RedBeat records "last run = now" when it installs an entry).
+
+Removing or disabling a schedule removes its entry at the next beat start (RedBeat drops static
+entries no longer configured).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from celery import Celery
+from celery.schedules import crontab
+from redbeat import RedBeatScheduler
+
+from aep import constants as c
+from config.schedules import Schedule, ScheduleFile, previous_fire_time
+from config.settings import Settings
+
+LOCK_TIMEOUT_S = 90.0
+MAX_INTERVAL_S = 15.0
+SCHEDULER = "workers.beat:SlotRedBeatScheduler"
+
+
+def fire_key(schedule_name: str, slot: dt.datetime) -> str:
+    """The idempotency key of one firing: the schedule's name and its UTC cron slot, to the minute."""
+    return f"schedule:{schedule_name}:{slot.astimezone(dt.UTC):%Y-%m-%dT%H:%MZ}"
+
+
+def firing_request(schedule_name: str, request: dict[str, Any], slot: dt.datetime) -> dict[str, Any]:
+    """The ``activation.start`` kwargs for one firing: the request, who started it, and the slot key."""
+    return {
+        **request,
+        "started_by": f"schedule:{schedule_name}",
+        "idempotency_key": fire_key(schedule_name, slot),
+    }
+
+
+def fire_schedule(schedule: Schedule, slot: dt.datetime) -> str:
+    """Start (or find) the run of ``schedule`` for cron ``slot`` in this process. Returns the run id.
+
+    This is what a worker does with the message beat sends; calling it twice for one slot returns
+    the same run id and enqueues nothing new.
+    """
+    from tasks.producer import start_activation
+
+    return start_activation(firing_request(schedule.name, schedule.request.wire(), slot))
+
+
+def beat_schedule(schedules: ScheduleFile, queue: str) -> dict[str, dict[str, Any]]:
+    """Celery ``beat_schedule`` entries for the enabled schedules (the slot key is added at send time)."""
+    return {
+        s.name: {
+            "task": c.TASK_START,
+            "schedule": s.crontab(),
+            "kwargs": {**s.request.wire(), "started_by": f"schedule:{s.name}"},
+            "options": {"queue": queue},
+        }
+        for s in schedules.enabled
+    }
+
+
+def beat_config(
+    settings: Settings,
+    schedules: ScheduleFile,
+    *,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+    max_interval_s: float = MAX_INTERVAL_S,
+) -> dict[str, Any]:
+    """The Celery settings beat adds to the app's: RedBeat under the key prefix, UTC, the entries."""
+    if not 0 < max_interval_s * 3 <= lock_timeout_s:
+        raise ValueError(
+            f"max interval {max_interval_s:g}s must be at most a third of the lock timeout "
+            f"{lock_timeout_s:g}s, or the lock can expire between ticks and a second beat take over"
+        )
+    return {
+        "beat_scheduler": SCHEDULER,
+        "beat_schedule": beat_schedule(schedules, settings.aep_queue),
+        "beat_max_loop_interval": max_interval_s,
+        "redbeat_redis_url": settings.redis_url,
+        # Explicit, so RedBeat does not fall back to (and warn about) broker_transport_options.
+        "redbeat_redis_options": {},
+        "redbeat_key_prefix": f"{settings.aep_key_prefix}redbeat:",
+        "redbeat_lock_timeout": int(lock_timeout_s),
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+class SlotRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
+    """RedBeat that stamps each ``activation.start`` it sends with its cron slot's idempotency key."""
+
+    def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
+        if entry.task == c.TASK_START and isinstance(entry.schedule, crontab):
+            slot = previous_fire_time(entry.schedule, self.app.now())
+            # A copy: the entry's stored definition keeps no per-firing key.
+            kwargs_ = firing_request(entry.name, dict(entry.kwargs or {}), slot)
+            entry = type(entry)(**dict(entry, kwargs=kwargs_))
+        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+
+
+def run_beat(app: Celery, *, loglevel: str = "info") -> None:
+    """Run beat in this process with the app's configuration (see :func:`beat_config`); blocks."""
+    app.Beat(loglevel=loglevel, scheduler=SCHEDULER, max_interval=app.conf.beat_max_loop_interval).run()
