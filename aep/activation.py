@@ -142,9 +142,10 @@ def _matching_segment_job(ctx: StepContext, run_id: str, segment_ids: list[str],
     page = ctx.client.segment_jobs.list(limit=50, segment_id=segment_ids[0])
     for job in page.children:
         created_s = (job.creationTime or 0) / 1000
-        if set(job.segment_ids) == wanted and (job.source in (None, "api")) and created_s >= since_s:
-            if ctx.ledger.claim("segment_job", job.id, run_id):
-                return job
+        matches = set(job.segment_ids) == wanted and job.source in (None, "api") and created_s >= since_s
+        # Claim only on a match: the claim is what keeps a sibling run from adopting it too.
+        if matches and ctx.ledger.claim("segment_job", job.id, run_id):
+            return job
     return None
 
 
@@ -162,14 +163,18 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
             _settle(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, accepted=True)
             ctx.ledger.event(run.run_id, c.TASK_CREATE_SEGMENT_JOB, "adopted", found.id, segment_job_id=found.id)
             return Done({"segment_job_id": found.id})
-    if (wait := _reserve(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, ctx.config.quota_segment_jobs, req.on_quota)):
+    if wait := _reserve(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, ctx.config.quota_segment_jobs, req.on_quota):
         return wait
     ctx.ledger.update(run.run_id, intent__segment_job=ctx.clock())
     job = _post_guarded(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, lambda: ctx.client.segment_jobs.create(ids))
     _claim_created(ctx, run, "segment_job", job.id)
     ctx.ledger.event(
-        run.run_id, c.TASK_CREATE_SEGMENT_JOB, "created", f"segment job {job.id}",
-        segment_job_id=job.id, aep_status=job.status.value,
+        run.run_id,
+        c.TASK_CREATE_SEGMENT_JOB,
+        "created",
+        f"segment job {job.id}",
+        segment_job_id=job.id,
+        aep_status=job.status.value,
     )
     return Done({"segment_job_id": job.id})
 
@@ -195,9 +200,9 @@ def _matching_export_job(ctx: StepContext, run_id: str, req: ActivationRequest, 
             break  # newest first: everything after this is older
         same_dataset = job.destination is not None and job.destination.datasetId == spec.destination.datasetId
         same_schema = job.schema_ is not None and job.schema_.name == spec.schema_.name
-        if same_dataset and same_schema and set(job.segment_ids) == wanted_segments:
-            if ctx.ledger.claim("export_job", job.id, run_id):
-                return job
+        matches = same_dataset and same_schema and set(job.segment_ids) == wanted_segments
+        if matches and ctx.ledger.claim("export_job", job.id, run_id):
+            return job
     return None
 
 
@@ -219,8 +224,12 @@ def create_export_job(ctx: StepContext, run: RunRecord) -> Outcome:
     job = _post_guarded(ctx, run, None, "", lambda: ctx.client.export_jobs.create(spec))
     _claim_created(ctx, run, "export_job", job.id)
     ctx.ledger.event(
-        run.run_id, c.TASK_CREATE_EXPORT_JOB, "created", f"export job {job.id}",
-        export_job_id=job.id, aep_status=job.status.value,
+        run.run_id,
+        c.TASK_CREATE_EXPORT_JOB,
+        "created",
+        f"export job {job.id}",
+        export_job_id=job.id,
+        aep_status=job.status.value,
     )
     return Done({"export_job_id": job.id})
 
@@ -245,15 +254,25 @@ def poll_segment_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
         return Done({"segment_job_id": job_id, "status": job.status.value})
     if job.status in SEGMENT_JOB_TERMINAL:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
-        raise JobFailed(f"segment job {job_id} ended {job.status.value}: {why}", kind="segment", job_id=job_id,
-                        aep_status=job.status.value)
+        raise JobFailed(
+            f"segment job {job_id} ended {job.status.value}: {why}",
+            kind="segment",
+            job_id=job_id,
+            aep_status=job.status.value,
+        )
     schedule = ctx.config.segment_poll
     if _deadline_passed(ctx, run, job.creationTime, schedule):
         _cancel_quietly(lambda: ctx.client.segment_jobs.cancel(job_id))
-        raise JobFailed(f"segment job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
-                        kind="segment", job_id=job_id, aep_status=job.status.value)
+        raise JobFailed(
+            f"segment job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
+            kind="segment",
+            job_id=job_id,
+            aep_status=job.status.value,
+        )
     delay = schedule.delay(attempt, jitter=ctx.config.poll_jitter)
-    return Wait(delay, f"segment job {job_id} is {job.status.value}", meta={"aep_job": job_id, "aep_status": job.status})
+    return Wait(
+        delay, f"segment job {job_id} is {job.status.value}", meta={"aep_job": job_id, "aep_status": job.status}
+    )
 
 
 def poll_export_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
@@ -267,13 +286,21 @@ def poll_export_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
         return Done({"export_job_id": job_id, "status": job.status.value})
     if job.status in EXPORT_JOB_TERMINAL:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
-        raise JobFailed(f"export job {job_id} ended {job.status.value}: {why}", kind="export", job_id=job_id,
-                        aep_status=job.status.value)
+        raise JobFailed(
+            f"export job {job_id} ended {job.status.value}: {why}",
+            kind="export",
+            job_id=job_id,
+            aep_status=job.status.value,
+        )
     schedule = ctx.config.export_poll
     if _deadline_passed(ctx, run, job.creationTime, schedule):
         _cancel_quietly(lambda: ctx.client.export_jobs.cancel(job_id))
-        raise JobFailed(f"export job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
-                        kind="export", job_id=job_id, aep_status=job.status.value)
+        raise JobFailed(
+            f"export job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
+            kind="export",
+            job_id=job_id,
+            aep_status=job.status.value,
+        )
     delay = schedule.delay(attempt, jitter=ctx.config.poll_jitter)
     return Wait(delay, f"export job {job_id} is {job.status.value}", meta={"aep_job": job_id, "aep_status": job.status})
 
@@ -299,8 +326,9 @@ def _orders_since(ctx: StepContext, run_id: str, req: ActivationRequest, since_s
             entities = _run_entities(flow_run.metrics.recordSummary)
             for audience in audiences:
                 if f"segment:{audience}" in entities:
-                    found.append({"segment": audience, "order": flow_id, "run_id": flow_run.id,
-                                  "status": flow_run.status.value})
+                    found.append(
+                        {"segment": audience, "order": flow_id, "run_id": flow_run.id, "status": flow_run.status.value}
+                    )
     return found
 
 
@@ -347,16 +375,22 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
     ctx.ledger.update(run.run_id, intent__activation=ctx.clock())
     try:
         answer = _post_guarded(
-            ctx, run, c.QUOTA_ADHOC, org,
+            ctx,
+            run,
+            c.QUOTA_ADHOC,
+            org,
             lambda: ctx.client.activations.run(req.activation_info, export_ids=export_ids, version=req.version),
         )
     except Conflict as exc:
         # "Run already going on for audience …": someone else's run; defer, do not fail.
         ctx.ledger.update(run.run_id, intent__activation=None)
         delay = ctx.config.activation_poll.initial_s
-        return Wait(delay, f"AEP: run already going on for audience {exc.segment_id} (run {exc.flow_run_id})",
-                    waiting=True)
-    orders = [{"segment": o.segment, "order": o.order, "run_id": o.run_id, "status": "processing"} for o in answer.order]
+        return Wait(
+            delay, f"AEP: run already going on for audience {exc.segment_id} (run {exc.flow_run_id})", waiting=True
+        )
+    orders = [
+        {"segment": o.segment, "order": o.order, "run_id": o.run_id, "status": "processing"} for o in answer.order
+    ]
     for o in orders:
         _claim_created(ctx, run, "flow_run", o["run_id"])
     ctx.ledger.event(run.run_id, c.TASK_RUN_ACTIVATION, "activated", f"{len(orders)} flow runs", flow_runs=orders)
@@ -382,8 +416,11 @@ def poll_activation(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
         failed = [o for o in orders if o["status"] != FlowRunStatus.SUCCESS.value]
         if failed:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
-            raise JobFailed(f"{len(failed)} of {len(orders)} flow runs did not succeed: {names}", kind="activation",
-                            aep_status="failed")
+            raise JobFailed(
+                f"{len(failed)} of {len(orders)} flow runs did not succeed: {names}",
+                kind="activation",
+                aep_status="failed",
+            )
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"})
     schedule = ctx.config.activation_poll
     started = float(ctx.ledger.field(run.run_id, "intent:activation") or run.created_at)

@@ -143,7 +143,9 @@ class IMSTokenProvider:
             # Fetching a token has no side effect worth protecting: treat as idempotent.
             raise error_from_exception(exc, method="POST", url=self._url, idempotent=True) from None
         if resp.status_code >= 500 or resp.status_code == 429:
-            raise TransientError(f"IMS answered {resp.status_code}", status=resp.status_code, method="POST", url=self._url)
+            raise TransientError(
+                f"IMS answered {resp.status_code}", status=resp.status_code, method="POST", url=self._url
+            )
         if resp.status_code != 200:
             message = _ims_error(resp)
             if secret := self._secret.get_secret_value():

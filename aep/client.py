@@ -191,7 +191,7 @@ class AEPClient:
                 url=resp.url,
             )
         resp._content = data
-        resp._content_consumed = True
+        resp._content_consumed = True  # type: ignore[attr-defined]
 
     def parse(self, resp: requests.Response, model: type[M]) -> M:
         """The answer as ``model``; anything else (HTML, wrong types, unknown status) is malformed."""

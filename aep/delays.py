@@ -44,7 +44,9 @@ class RedisDelayQueue:
         pipe.execute()
 
     def pop_due(self, limit: int = 500) -> list[tuple[str, str]]:
-        raw = self._pop(keys=[self.due_key, self.lease_key, self.payload_key], args=[self._clock(), limit, self._lease_s])
+        raw = self._pop(
+            keys=[self.due_key, self.lease_key, self.payload_key], args=[self._clock(), limit, self._lease_s]
+        )
         items = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
         return list(zip(items[0::2], items[1::2], strict=True))
 

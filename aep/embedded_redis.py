@@ -105,9 +105,7 @@ class ProvisionedRedis:
         return f"ProvisionedRedis(kind={self.kind!r}, url={_masked(self.url)!r})"
 
 
-def provision(
-    preferred_url: str | None = None, *, allow_fake: bool = False, db: int | None = None
-) -> ProvisionedRedis:
+def provision(preferred_url: str | None = None, *, allow_fake: bool = False, db: int | None = None) -> ProvisionedRedis:
     """Return the first Redis that answers, in the order of the module docstring.
 
     ``db`` is the database number in the URL of a server this function starts (0 when None); a preferred

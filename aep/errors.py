@@ -201,7 +201,9 @@ def error_from_response(resp: requests.Response, *, idempotent: bool) -> AEPErro
     text = _body_message(resp)[:MAX_ERROR_TEXT]
     status = resp.status_code
     if status == 429:
-        return RateLimited(f"rate limited: {text}", retry_after_s=parse_retry_after(resp.headers.get("Retry-After")), **ctx)
+        return RateLimited(
+            f"rate limited: {text}", retry_after_s=parse_retry_after(resp.headers.get("Retry-After")), **ctx
+        )
     if status >= 500:
         if idempotent:
             return TransientError(f"AEP server error: {text}", **ctx)
@@ -211,9 +213,7 @@ def error_from_response(resp: requests.Response, *, idempotent: bool) -> AEPErro
     if status == 404:
         return NotFound(f"not found: {text}", **ctx)
     if status == 400 and (m := _RUN_GOING_ON.search(text)):
-        return Conflict(
-            text, segment_id=m["segment"], order_id=m["order"], flow_run_id=m["run"].rstrip(".\"'"), **ctx
-        )
+        return Conflict(text, segment_id=m["segment"], order_id=m["order"], flow_run_id=m["run"].rstrip(".\"'"), **ctx)
     if status in (408, 425):
         return TransientError(f"AEP asked to retry: {text}", **ctx) if idempotent else OutcomeUnknown(text, **ctx)
     return ValidationFailed(f"request rejected: {text}", **ctx)
@@ -224,9 +224,7 @@ def error_from_exception(exc: requests.RequestException, *, method: str, url: st
     ctx: dict[str, Any] = {"method": method, "url": url}
     name = type(exc).__name__
     # ConnectTimeout and a refused connection mean nothing reached AEP: safe to retry, refund a quota.
-    if isinstance(exc, requests.ConnectTimeout) or (
-        isinstance(exc, requests.ConnectionError) and _never_sent(exc)
-    ):
+    if isinstance(exc, requests.ConnectTimeout) or (isinstance(exc, requests.ConnectionError) and _never_sent(exc)):
         return TransientError(f"could not connect to AEP ({name})", **ctx)
     if idempotent:
         return TransientError(f"AEP did not answer ({name})", **ctx)

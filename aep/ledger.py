@@ -26,6 +26,10 @@ import redis
 
 from aep.scripts import load_script
 
+# redis-py's hset(mapping=...) key and value types.
+_Key = bytes | bytearray | memoryview | str | int | float
+_Value = bytes | bytearray | memoryview | str | int | float
+
 STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 TIMELINE_MAX = 500
@@ -99,7 +103,7 @@ class RunLedger:
                     return existing, False
                 raise RuntimeError("idempotency key vanished while being read")  # pragma: no cover
         now = self._clock()
-        fields = {
+        fields: dict[_Key, _Value] = {
             "status": "queued",
             "step": "queued",
             "request": json.dumps(request, separators=(",", ":")),
@@ -155,7 +159,8 @@ class RunLedger:
         return bool(self._r.exists(self.key(run_id)))
 
     def recent(self, limit: int = 20) -> list[RunRecord]:
-        ids = [_s(x) for x in self._r.zrevrange(f"{self._prefix}runs", 0, max(0, limit - 1))]
+        raw: list[bytes] = list(self._r.zrevrange(f"{self._prefix}runs", 0, max(0, limit - 1)))  # type: ignore[arg-type]
+        ids = [_s(x) for x in raw]
         records = [self.get(i) for i in ids if i]
         return [r for r in records if r is not None]
 
@@ -163,7 +168,7 @@ class RunLedger:
 
     def update(self, run_id: str, **fields: Any) -> None:
         """Set fields (``None`` deletes one). Lists and dicts are stored as JSON."""
-        to_set: dict[str, str] = {"updated_at": repr(self._clock())}
+        to_set: dict[_Key, _Value] = {"updated_at": repr(self._clock())}
         to_del: list[str] = []
         for name, value in fields.items():
             name = name.replace("__", ":")
@@ -216,7 +221,7 @@ class RunLedger:
         with self._r.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    pipe.watch(self.key(run_id))
+                    pipe.watch(self.key(run_id))  # type: ignore[no-untyped-call]
                     current = _s(pipe.hget(self.key(run_id), "status"))
                     if current in TERMINAL or current is None:
                         pipe.unwatch()

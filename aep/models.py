@@ -282,10 +282,13 @@ class CancelResponse(_Response):
 # Export jobs
 
 
+_DEFAULT_STATUS: list[SegmentStatusFilter] = ["realized", "existing"]
+
+
 class ExportSegmentFilter(_Request):
     segmentId: Id
     segmentNs: str = "ups"
-    status: list[SegmentStatusFilter] = Field(default_factory=lambda: ["realized", "existing"], min_length=1)
+    status: list[SegmentStatusFilter] = Field(default_factory=lambda: _DEFAULT_STATUS.copy(), min_length=1)
 
     @field_validator("status", mode="before")
     @classmethod

@@ -6,14 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-
 from aep.models import (
     MAX_SEGMENTS_PER_ON_DEMAND_JOB,
     ActivationInfo,
     ExportJobCreate,
     Id,
-    check_audience_count,
     audiences_of,
+    check_audience_count,
 )
 
 IdempotencyKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

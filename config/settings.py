@@ -126,9 +126,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:
         if self.visibility_timeout_s <= self.task_time_limit_s:
-            raise ValueError(
-                "VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks"
-            )
+            raise ValueError("VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks")
         if self.flower_basic_auth is not None:
             user, sep, password = self.flower_basic_auth.get_secret_value().partition(":")
             if not (user and sep and password):

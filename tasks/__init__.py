@@ -1,6 +1,6 @@
 """Celery tasks (thin) and the producer API.
 
-    from tasks import start_activation, ActivationRequest
+from tasks import start_activation, ActivationRequest
 """
 
 from aep.request import ActivationRequest

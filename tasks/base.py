@@ -52,7 +52,7 @@ def reschedule(task: Task, rt: Runtime, run_id: str, delay_s: float, reason: str
     sig = task.signature_from_request(retries=retries)
     # Member names are deterministic: a duplicate execution re-schedules the same member, not a second one.
     member = f"{run_id}:{task.name}:{retries}"
-    rt.delays.schedule(member, dumps(dict(sig)), time.time() + delay_s)
+    rt.delays.schedule(member, dumps(dict(sig)), time.time() + delay_s)  # type: ignore[no-untyped-call]
     raise Retry(reason, when=delay_s)
 
 
@@ -70,8 +70,16 @@ def run_step(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
     assert run is not None
     step_name = task.name.rsplit(".", 1)[-1]
     if run.step != step_name or run.status != "running":
-        rt.ledger.event(run_id, step_name, "started", f"attempt {attempt}", step=step_name, status="running",
-                        wait_until=None, waiting_reason=None)
+        rt.ledger.event(
+            run_id,
+            step_name,
+            "started",
+            f"attempt {attempt}",
+            step=step_name,
+            status="running",
+            wait_until=None,
+            waiting_reason=None,
+        )
     try:
         outcome = step(rt.step_context(), run, attempt)
     except QuotaExhausted as exc:
@@ -87,8 +95,9 @@ def run_step(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
             fail_run(rt, run_id, step_name, exc, f"gave up after {errors - 1} retries: ")
             raise
         delay = _error_delay(rt, run_id, step_name)
-        _note_wait(rt, run_id, step_name, delay, f"transient error {errors}/{rt.settings.retry_max}: {exc}",
-                   waiting=False)
+        _note_wait(
+            rt, run_id, step_name, delay, f"transient error {errors}/{rt.settings.retry_max}: {exc}", waiting=False
+        )
         reschedule(task, rt, run_id, delay, f"transient error: {exc.message}; retry in {delay:.1f}s")
     except (PermanentError, JobFailed) as exc:
         fail_run(rt, run_id, step_name, exc)

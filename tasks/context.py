@@ -55,7 +55,9 @@ def step_config(s: Settings) -> StepConfig:
     return StepConfig(
         org_id=s.aep_org_id or "",
         sandbox=s.aep_sandbox_name,
-        segment_poll=PollSchedule(s.poll_segment_initial_s, s.poll_factor, s.poll_segment_cap_s, s.poll_segment_deadline_s),
+        segment_poll=PollSchedule(
+            s.poll_segment_initial_s, s.poll_factor, s.poll_segment_cap_s, s.poll_segment_deadline_s
+        ),
         export_poll=PollSchedule(s.poll_export_initial_s, s.poll_factor, s.poll_export_cap_s, s.poll_export_deadline_s),
         activation_poll=PollSchedule(
             s.poll_activation_initial_s, s.poll_factor, s.poll_activation_cap_s, s.poll_activation_deadline_s

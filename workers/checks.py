@@ -23,8 +23,13 @@ def check_redis_policy(client: redis.Redis) -> list[Problem]:
     except redis.ResponseError:
         return [Problem(False, "cannot read Redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction")]
     if policy not in (None, "noeviction"):
-        return [Problem(True, f"Redis maxmemory-policy is {policy!r}; it must be 'noeviction', or Redis may "
-                              "evict quota and run-ledger keys and a quota could be exceeded")]
+        return [
+            Problem(
+                True,
+                f"Redis maxmemory-policy is {policy!r}; it must be 'noeviction', or Redis may "
+                "evict quota and run-ledger keys and a quota could be exceeded",
+            )
+        ]
     return []
 
 
@@ -32,11 +37,19 @@ def check_timeouts(s: Settings) -> list[Problem]:
     """Redis redelivers a message whose task runs longer than the visibility timeout."""
     problems = []
     if s.visibility_timeout_s <= s.task_time_limit_s:
-        problems.append(Problem(True, f"VISIBILITY_TIMEOUT_S ({s.visibility_timeout_s:.0f}) must exceed "
-                                      f"TASK_TIME_LIMIT_S ({s.task_time_limit_s:.0f})"))
+        problems.append(
+            Problem(
+                True,
+                f"VISIBILITY_TIMEOUT_S ({s.visibility_timeout_s:.0f}) must exceed "
+                f"TASK_TIME_LIMIT_S ({s.task_time_limit_s:.0f})",
+            )
+        )
     if s.visibility_timeout_s < 60:
-        problems.append(Problem(False, f"VISIBILITY_TIMEOUT_S is {s.visibility_timeout_s:.0f}s: fine for tests, "
-                                       "short for production"))
+        problems.append(
+            Problem(
+                False, f"VISIBILITY_TIMEOUT_S is {s.visibility_timeout_s:.0f}s: fine for tests, short for production"
+            )
+        )
     return problems
 
 
@@ -46,8 +59,12 @@ def check_utc() -> list[Problem]:
 
     tz = os.environ.get("TZ")
     if tz and tz not in ("UTC", "Etc/UTC", "UTC0", ":UTC", "Z"):
-        return [Problem(False, f"TZ={tz}: schedules are evaluated in UTC regardless; cron times in "
-                               "config/schedules.toml are UTC")]
+        return [
+            Problem(
+                False,
+                f"TZ={tz}: schedules are evaluated in UTC regardless; cron times in config/schedules.toml are UTC",
+            )
+        ]
     if time.localtime().tm_gmtoff != 0:
         return [Problem(False, "the host's local time is not UTC; schedules and quotas use UTC regardless")]
     return []

@@ -114,7 +114,10 @@ def _load_request(path: str | None, flags: dict[str, Any]) -> dict[str, Any]:
     if flags["no_segment_job"]:
         data["segment_job"] = False
     if flags["dataset"]:
-        data["export_job"] = {"destination": {"datasetId": flags["dataset"]}, "schema": {"name": "_xdm.context.profile"}}
+        data["export_job"] = {
+            "destination": {"datasetId": flags["dataset"]},
+            "schema": {"name": "_xdm.context.profile"},
+        }
     data.setdefault("started_by", "cli")
     return data
 
@@ -137,9 +140,8 @@ def _read(path: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help='Print {"run_id": …} only.')
 def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     """Start an activation from REQUEST_FILE (JSON; '-' for stdin) and/or flags. Prints the run id."""
-    from tasks.producer import InvalidRequest, start_activation
-
     from aep.errors import QuotaExhausted
+    from tasks.producer import InvalidRequest, start_activation
 
     if not request_file and not flags["destination"]:
         fail("give a REQUEST_FILE or at least one --destination")
@@ -261,8 +263,21 @@ def runs(limit: int, as_json: bool) -> None:
     use_settings(settings_or_exit())
     records = runtime().ledger.recent(limit)
     if as_json:
-        click.echo(json.dumps([{"run_id": r.run_id, "status": r.status, "step": r.step, "created_at": r.created_at,
-                                "started_by": r.started_by} for r in records], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "run_id": r.run_id,
+                        "status": r.status,
+                        "step": r.step,
+                        "created_at": r.created_at,
+                        "started_by": r.started_by,
+                    }
+                    for r in records
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table()
     for col in ("run id", "created (UTC)", "status", "step", "started by"):
@@ -288,22 +303,37 @@ def quota(as_json: bool) -> None:
         rt.quotas.usage(c.QUOTA_SEGMENT_JOBS, s.aep_sandbox_name or "default", s.quota_segment_jobs_per_day),
     ]
     if as_json:
-        click.echo(json.dumps([{"quota": u.name, "scope": u.scope, "used": u.used, "reserved": u.reserved,
-                                "limit": u.limit, "remaining": u.remaining, "reset_at": u.reset_at} for u in rows]))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "quota": u.name,
+                        "scope": u.scope,
+                        "used": u.used,
+                        "reserved": u.reserved,
+                        "limit": u.limit,
+                        "remaining": u.remaining,
+                        "reset_at": u.reset_at,
+                    }
+                    for u in rows
+                ]
+            )
+        )
         return
     table = Table(title="quotas (UTC windows)")
     for col in ("quota", "scope", "used", "reserved", "limit", "remaining", "resets at (UTC)"):
         table.add_column(col)
     for u in rows:
-        table.add_row(u.name, u.scope or "-", str(u.used), str(u.reserved), str(u.limit), str(u.remaining),
-                      _when(u.reset_at))
+        table.add_row(
+            u.name, u.scope or "-", str(u.used), str(u.reserved), str(u.limit), str(u.remaining), _when(u.reset_at)
+        )
     console.print(table)
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (loopback by default).")
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--speed", default=1.0, show_default=True, type=float, help="Simulated time runs N× faster.")
+@click.option("--speed", default=1.0, show_default=True, type=float, help="Simulated time runs N times faster.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Share of 5xx/429.")
 @click.option("--seed", type=int, default=None)
 @click.option("--fixture", type=click.Path(exists=True, dir_okay=False), default=None)

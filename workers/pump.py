@@ -43,7 +43,7 @@ class DelayPump(bootsteps.StartStopStep):  # type: ignore[misc]
             delays = runtime().delays
             items = delays.pop_due(BATCH)
             for member, payload in items:
-                sig = worker.app.signature(loads(payload))
+                sig = worker.app.signature(loads(payload))  # type: ignore[no-untyped-call]
                 sig.apply_async()
                 delays.ack(member)
             return len(items)

@@ -6,6 +6,7 @@ share one Redis without touching each other's quotas, runs or messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -95,16 +96,28 @@ class Stack:
     def settings(self) -> Settings:
         return load_settings(**{k.lower(): v for k, v in self.env().items()})
 
-    def start_worker(self, *, concurrency: int = 2, name: str | None = None, pool: str = "prefork") -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, *, concurrency: int = 2, name: str | None = None, pool: str = "prefork"
+    ) -> subprocess.Popen[bytes]:
         name = name or f"w{len(self.workers) + 1}"
         env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "workers", "worker",
-                "-Q", self.queue, f"--hostname={name}-{self.prefix.rstrip(':')}@%h",
-                f"--concurrency={concurrency}", f"--pool={pool}", "--loglevel=INFO",
-                "--without-mingle", "--without-gossip",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "-Q",
+                self.queue,
+                f"--hostname={name}-{self.prefix.rstrip(':')}@%h",
+                f"--concurrency={concurrency}",
+                f"--pool={pool}",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -133,10 +146,8 @@ class Stack:
 
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """kill -9 the worker and its pool children (a crash, not a shutdown)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(10)
 
     def stop_worker(self, proc: subprocess.Popen[bytes], timeout_s: float = 15) -> None:
@@ -169,7 +180,8 @@ class Stack:
         """The simulator's request journal, optionally filtered by method and path template."""
         entries = self.simulator.ctx.journal.since(0)
         return [
-            e for e in entries
+            e
+            for e in entries
             if (method is None or e.get("method") == method) and (template is None or e.get("template") == template)
         ]
 

@@ -28,9 +28,15 @@ class StartedRun:
 class ActivationState(StateCore):
     """Ad-hoc activation runs."""
 
-    def start_adhoc_run(self, activation_info: dict[str, list[str]], export_ids: list[str] | None = None,
-                        *, org_id: str | None = None, sandbox_name: str | None = None,
-                        actor: str = "sim-client") -> list[StartedRun]:
+    def start_adhoc_run(
+        self,
+        activation_info: dict[str, list[str]],
+        export_ids: list[str] | None = None,
+        *,
+        org_id: str | None = None,
+        sandbox_name: str | None = None,
+        actor: str = "sim-client",
+    ) -> list[StartedRun]:
         """Start one flow run per (dataflow, audience) pair; ``export_ids`` is None for v2.
 
         Checks, in order: unknown dataflow → 404; unknown v1 export ids → 400; too many audiences → 400;
@@ -49,23 +55,33 @@ class ActivationState(StateCore):
             audiences = list(dict.fromkeys(a for auds in activation_info.values() for a in auds))
             limit = self._config.guardrails.max_audiences_per_adhoc_job
             if len(audiences) > limit:
-                raise adhoc_error(400, f"Cannot activate {len(audiences)} audiences in one ad-hoc job; "
-                                       f"the maximum is {limit}")
-            unmapped = list(dict.fromkeys(
-                a for flow, auds in activation_info.items() for a in auds
-                if a not in (self.fixture.destination(flow) or _NO_DEST).audiences))
+                raise adhoc_error(
+                    400, f"Cannot activate {len(audiences)} audiences in one ad-hoc job; the maximum is {limit}"
+                )
+            unmapped = list(
+                dict.fromkeys(
+                    a
+                    for flow, auds in activation_info.items()
+                    for a in auds
+                    if a not in (self.fixture.destination(flow) or _NO_DEST).audiences
+                )
+            )
             if unmapped:
-                raise adhoc_error(400, f"Segments {', '.join(unmapped)} are not part of this dataflow "
-                                       "or out of schedule range!")
+                raise adhoc_error(
+                    400, f"Segments {', '.join(unmapped)} are not part of this dataflow or out of schedule range!"
+                )
             for flow, auds in activation_info.items():
                 for audience in auds:
                     running = self._running_run(flow, audience, now)
                     if running is not None:
-                        raise adhoc_error(400, f"Run already going on for audience {audience} "
-                                               f"for order {flow} with run id {running.id}")
+                        raise adhoc_error(
+                            400,
+                            f"Run already going on for audience {audience} for order {flow} with run id {running.id}",
+                        )
             org = self._org(org_id)
-            self._quota_check(quota.ADHOC, org, self._config.guardrails.adhoc_jobs_per_day_per_org, now,
-                              "ad-hoc activation jobs")
+            self._quota_check(
+                quota.ADHOC, org, self._config.guardrails.adhoc_jobs_per_day_per_org, now, "ad-hoc activation jobs"
+            )
             sandbox = self.fixture.sandbox(sandbox_name) if sandbox_name else self.fixture.default_sandbox()
             started: list[StartedRun] = []
             for flow, auds in activation_info.items():
@@ -75,31 +91,50 @@ class ActivationState(StateCore):
                     segment = self.fixture.segment(audience)
                     self._seq += 1
                     run = FlowRunRecord(
-                        id=self._uuid(), seq=self._seq, destination=dest, audience=audience,
-                        profiles=segment.profiles if segment else 0, org_id=org, sandbox=sandbox, actor=actor,
-                        created=now, ends_at=now + self._scale(self._config.durations.activation_run_s),
+                        id=self._uuid(),
+                        seq=self._seq,
+                        destination=dest,
+                        audience=audience,
+                        profiles=segment.profiles if segment else 0,
+                        org_id=org,
+                        sandbox=sandbox,
+                        actor=actor,
+                        created=now,
+                        ends_at=now + self._scale(self._config.durations.activation_run_s),
                         fails=self._fails(self._config.failure_rates.activation_run),
-                        activity_ids=(self._uuid(), self._uuid()), provider_ref_id=self._hex(32),
-                        snapshot_batch_id=self._hex(26).upper())
+                        activity_ids=(self._uuid(), self._uuid()),
+                        provider_ref_id=self._hex(32),
+                        snapshot_batch_id=self._hex(26).upper(),
+                    )
                     self.flow_runs[run.id] = run
                     started.append(StartedRun(segment=audience, order=flow, run_id=run.id))
             self.quota.take(quota.ADHOC, org, now)
             return started
 
     def _running_run(self, flow_id: str, audience: str, now: float) -> FlowRunRecord | None:
-        return next((r for r in self.flow_runs.values() if r.flow_id == flow_id and r.audience == audience
-                     and r.status(now) is FlowRunStatus.PROCESSING), None)
+        return next(
+            (
+                r
+                for r in self.flow_runs.values()
+                if r.flow_id == flow_id and r.audience == audience and r.status(now) is FlowRunStatus.PROCESSING
+            ),
+            None,
+        )
 
     def get_flow_run(self, run_id: str) -> dict[str, Any]:
         with self._lock:
             run = self.flow_runs.get(run_id)
             if run is None:
-                raise flow_error(404, f"The requested runs resource {run_id} is not found. "
-                                      "Verify the resource ID before trying again.", run_id)
+                raise flow_error(
+                    404,
+                    f"The requested runs resource {run_id} is not found. Verify the resource ID before trying again.",
+                    run_id,
+                )
             return run.render(self.clock.now())
 
-    def list_flow_runs(self, *, flow_id: str | None = None, status: str | None = None,
-                       limit: int = 100) -> list[dict[str, Any]]:
+    def list_flow_runs(
+        self, *, flow_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
         """Runs newest first, filtered by dataflow id and (case-insensitive) status."""
         with self._lock:
             now = self.clock.now()
@@ -111,5 +146,4 @@ class ActivationState(StateCore):
             return [r.render(now) for r in runs[:limit]]
 
 
-_NO_DEST = DestinationInfo(id="", name="", flowSpecId="", sourceConnectionId="", targetConnectionId="",
-                           audiences=[])
+_NO_DEST = DestinationInfo(id="", name="", flowSpecId="", sourceConnectionId="", targetConnectionId="", audiences=[])

@@ -54,8 +54,12 @@ class JournalHandler(_AdminHandler):
     template = "/simulator/journal"
 
     async def get(self) -> None:
-        await self.serve(lambda: Reply(200, {"entries": self.ctx.journal.since(self.int_arg("since", 0, 0)),
-                                             "last_seq": self.ctx.journal.last_seq}))
+        await self.serve(
+            lambda: Reply(
+                200,
+                {"entries": self.ctx.journal.since(self.int_arg("since", 0, 0)), "last_seq": self.ctx.journal.last_seq},
+            )
+        )
 
 
 class ResetHandler(_AdminHandler):

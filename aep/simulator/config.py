@@ -58,8 +58,14 @@ class FaultSettings(_Strict):
     hang_rate: float = Field(default=0.0, ge=0, le=1, description="process, then never answer (hang_s)")
 
     def is_quiet(self) -> bool:
-        return not (self.error_5xx_rate or self.rate_429 or self.latency_ms or self.latency_jitter_ms
-                    or self.drop_rate or self.hang_rate)
+        return not (
+            self.error_5xx_rate
+            or self.rate_429
+            or self.latency_ms
+            or self.latency_jitter_ms
+            or self.drop_rate
+            or self.hang_rate
+        )
 
 
 class SimulatorConfig(_Strict):

@@ -52,9 +52,13 @@ class SimContext:
         self.faults.reseed(self.config.seed)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.journal.counters(), "jobs": self.state.job_counts(),
-                "quota_used": self.state.quota.snapshot(), "tokens_issued": self.tokens.issued,
-                "journal_seq": self.journal.last_seq}
+        return {
+            **self.journal.counters(),
+            "jobs": self.state.job_counts(),
+            "quota_used": self.state.quota.snapshot(),
+            "tokens_issued": self.tokens.issued,
+            "journal_seq": self.journal.last_seq,
+        }
 
     # ---------------------------------------------------------------------------------- waiting
 

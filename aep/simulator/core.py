@@ -86,8 +86,10 @@ class StateCore:
 
     def _quota_check(self, kind: str, scope: str, limit: int, now: float, what: str) -> None:
         if self.quota.used(kind, scope, now) >= limit:
-            raise quota_error(f"Daily limit reached: {limit} {what} per UTC day for {scope}; "
-                              "the limit resets at 00:00 UTC", seconds_until_next_utc_midnight(now))
+            raise quota_error(
+                f"Daily limit reached: {limit} {what} per UTC day for {scope}; the limit resets at 00:00 UTC",
+                seconds_until_next_utc_midnight(now),
+            )
 
     def _known_segments(self, segment_ids: list[str]) -> list[SegmentInfo]:
         if "*" in segment_ids:
@@ -96,4 +98,3 @@ class StateCore:
         if unknown:
             raise ups_error(400, f"Segment definition(s) not found: {', '.join(unknown)}", code=1404)
         return [s for s in self.fixture.segments if s.id in segment_ids]
-

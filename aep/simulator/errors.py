@@ -17,9 +17,16 @@ from typing import Any
 
 JsonBody = dict[str, Any]
 
-_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-           503: "Service Unavailable"}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 class SimError(Exception):
@@ -41,25 +48,31 @@ def adhoc_error(status: int, message: str) -> SimError:
 
 
 def ups_error(status: int, message: str, code: int = 1000) -> SimError:
-    return SimError(status, {
-        "type": f"https://ns.adobe.com/aep/errors/UPS-{code:04d}-{status}",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": message,
-        "message": message,
-    })
+    return SimError(
+        status,
+        {
+            "type": f"https://ns.adobe.com/aep/errors/UPS-{code:04d}-{status}",
+            "title": _TITLES.get(status, "Error"),
+            "status": status,
+            "detail": message,
+            "message": message,
+        },
+    )
 
 
 def flow_error(status: int, message: str, resource_id: str) -> SimError:
     code = 1439 if status == 404 else 1000
-    return SimError(status, {
-        "type": f"https://ns.adobe.com/aep/errors/FLOW-{code}-{status}",
-        "title": "Resource not found" if status == 404 else _TITLES.get(status, "Error"),
-        "status": status,
-        "report": {"detailed-message": message, "id": resource_id, "type": "runs"},
-        "errorMessage": message,
-        "errorDetails": message,
-    })
+    return SimError(
+        status,
+        {
+            "type": f"https://ns.adobe.com/aep/errors/FLOW-{code}-{status}",
+            "title": "Resource not found" if status == 404 else _TITLES.get(status, "Error"),
+            "status": status,
+            "report": {"detailed-message": message, "id": resource_id, "type": "runs"},
+            "errorMessage": message,
+            "errorDetails": message,
+        },
+    )
 
 
 def oauth_error(status: int, error: str, description: str) -> SimError:
@@ -68,8 +81,15 @@ def oauth_error(status: int, error: str, description: str) -> SimError:
 
 def content_type_error() -> SimError:
     # Verbatim from S-TROUBLE-MD (aep-api.md §7.1).
-    return SimError(400, {"type": "/placeholder/type/uri", "status": 400, "title": "BadRequestError",
-                          "detail": "A valid content-type must be specified"})
+    return SimError(
+        400,
+        {
+            "type": "/placeholder/type/uri",
+            "status": 400,
+            "title": "BadRequestError",
+            "detail": "A valid content-type must be specified",
+        },
+    )
 
 
 def quota_error(message: str, retry_after_s: int) -> SimError:

@@ -86,17 +86,23 @@ class ExportJobRecord:
         body["profileInstanceId"] = "ups"
         body["metrics"] = self._metrics(status, reached)
         body["computeGatewayJobId"] = {
-            "exportJob": self.compute_gateway_job_id if reached >= self.processing_at else ""}
+            "exportJob": self.compute_gateway_job_id if reached >= self.processing_at else ""
+        }
         body["creationTime"] = epoch_ms(self.created)
         body["updateTime"] = epoch_ms(self.updated(now))
         body["requestId"] = self.request_id
         if status is _S.FAILED:
             body["errors"] = [
-                {"code": "0090000009",
-                 "msg": f"Error writing profiles to output path 'adl://simulator/snapshot/{self.id}'",
-                 "callStack": "com.adobe.aep.unifiedprofile.common.logging.Logger"},
-                {"code": "unknown", "msg": "Job aborted.",
-                 "callStack": "org.apache.spark.SparkException: Job aborted."},
+                {
+                    "code": "0090000009",
+                    "msg": f"Error writing profiles to output path 'adl://simulator/snapshot/{self.id}'",
+                    "callStack": "com.adobe.aep.unifiedprofile.common.logging.Logger",
+                },
+                {
+                    "code": "unknown",
+                    "msg": "Job aborted.",
+                    "callStack": "org.apache.spark.SparkException: Job aborted.",
+                },
             ]
         return body
 
@@ -115,15 +121,19 @@ class ExportJobRecord:
             if reached >= self.processing_at:
                 metrics["profileExportTime"] = {"startTimeInMs": epoch_ms(self.processing_at)}
             return metrics
-        metrics = {"totalTime": _span(self.created, self.ends_at),
-                   "profileExportTime": _span(self.processing_at, self.ends_at)}
+        metrics = {
+            "totalTime": _span(self.created, self.ends_at),
+            "profileExportTime": _span(self.processing_at, self.ends_at),
+        }
         if status is _S.SUCCEEDED:
             metrics["totalExportedProfileCounter"] = self.profiles
-            metrics["exportedProfileByNamespaceCounter"] = {
-                "ECID": self.profiles, "email": self.profiles // 2}
+            metrics["exportedProfileByNamespaceCounter"] = {"ECID": self.profiles, "email": self.profiles // 2}
         return metrics
 
 
 def _span(start: float, end: float) -> dict[str, int]:
-    return {"startTimeInMs": epoch_ms(start), "endTimeInMs": epoch_ms(end),
-            "totalTimeInMs": epoch_ms(end) - epoch_ms(start)}
+    return {
+        "startTimeInMs": epoch_ms(start),
+        "endTimeInMs": epoch_ms(end),
+        "totalTimeInMs": epoch_ms(end) - epoch_ms(start),
+    }

@@ -19,8 +19,11 @@ from aep.simulator.errors import SimError, gateway_error
 
 FaultKind = Literal["none", "drop", "hang", "5xx", "429"]
 
-_5XX = {500: ("500000", "Internal Server Error"), 502: ("502000", "Bad Gateway"),
-        503: ("503000", "Service Unavailable")}
+_5XX = {
+    500: ("500000", "Internal Server Error"),
+    502: ("502000", "Bad Gateway"),
+    503: ("503000", "Service Unavailable"),
+}
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,14 @@ class FaultInjector:
             draw = self._rng.random()
             status = self._rng.choice(sorted(_5XX))
         edges: list[tuple[float, FaultKind]] = [
-            (settings.drop_rate, "drop"), (settings.hang_rate, "hang"),
-            (settings.error_5xx_rate, "5xx"), (settings.rate_429, "429")]
+            (settings.drop_rate, "drop"),
+            (settings.hang_rate, "hang"),
+            (settings.error_5xx_rate, "5xx"),
+            (settings.rate_429, "429"),
+        ]
         total = 0.0
         for rate, kind in edges:
             total += rate
             if draw < total:
-                return FaultDecision(kind, latency_s, status if kind == "5xx" else None,
-                                     settings.retry_after_s)
+                return FaultDecision(kind, latency_s, status if kind == "5xx" else None, settings.retry_after_s)
         return FaultDecision("none", latency_s)

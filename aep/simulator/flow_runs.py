@@ -76,8 +76,7 @@ class FlowRunRecord:
                 "durationSummary": duration,
                 "sizeSummary": self._sizes() if done else {},
                 "recordSummary": self._records(status) if done else {},
-                "fileSummary": ({"inputFileCount": 1, "outputFileCount": 0 if self.fails else 1}
-                                if done else {}),
+                "fileSummary": ({"inputFileCount": 1, "outputFileCount": 0 if self.fails else 1} if done else {}),
                 "statusSummary": summary,
             },
             "activities": self._activities(status),
@@ -97,29 +96,42 @@ class FlowRunRecord:
             "createdRecordCount": out,
             "outputRecordCount": out,
             "skippedRecordCount": skipped,
-            "sourceSummaries": [{
-                "id": self.destination.sourceConnectionId,
-                "inputRecordCount": n, "skippedRecordCount": skipped,
-                "entitySummaries": [{"id": entity, "inputRecordCount": n, "skippedRecordCount": skipped}],
-            }],
-            "targetSummaries": [{
-                "id": self.destination.targetConnectionId,
-                "createdRecordCount": out, "outputRecordCount": out,
-                "entitySummaries": [{"id": entity, "createdRecordCount": out, "outputRecordCount": out}],
-            }],
+            "sourceSummaries": [
+                {
+                    "id": self.destination.sourceConnectionId,
+                    "inputRecordCount": n,
+                    "skippedRecordCount": skipped,
+                    "entitySummaries": [{"id": entity, "inputRecordCount": n, "skippedRecordCount": skipped}],
+                }
+            ],
+            "targetSummaries": [
+                {
+                    "id": self.destination.targetConnectionId,
+                    "createdRecordCount": out,
+                    "outputRecordCount": out,
+                    "entitySummaries": [{"id": entity, "createdRecordCount": out, "outputRecordCount": out}],
+                }
+            ],
         }
         if status is FlowRunStatus.FAILED:
             records["failedInfo"] = [dict(_FAILED_INFO)]
         else:
-            records["skippedInfo"] = [{"code": "ACTIVATION_BATCH-0000-SKIP",
-                                       "message": "Records didn't match attribute filter.", "count": skipped}]
+            records["skippedInfo"] = [
+                {
+                    "code": "ACTIVATION_BATCH-0000-SKIP",
+                    "message": "Records didn't match attribute filter.",
+                    "count": skipped,
+                }
+            ]
         return records
 
     def _activities(self, status: FlowRunStatus) -> list[dict[str, Any]]:
         processor = {"status": status.value, "extensions": {"snapshot.batchId": self.snapshot_batch_id}}
         return [
-            {"id": self.activity_ids[0], "name": "Activation Batch XdmProcessor Activity",
-             "statusSummary": processor},
-            {"id": self.activity_ids[1], "name": "Activation Batch Publisher Activity",
-             "statusSummary": {"status": status.value, "extensions": {}}},
+            {"id": self.activity_ids[0], "name": "Activation Batch XdmProcessor Activity", "statusSummary": processor},
+            {
+                "id": self.activity_ids[1],
+                "name": "Activation Batch Publisher Activity",
+                "statusSummary": {"status": status.value, "extensions": {}},
+            },
         ]

@@ -75,8 +75,9 @@ def valid_orgs(config: SimulatorConfig, fixture: Fixture) -> list[str]:
     return config.org_ids if config.org_ids is not None else [fixture.orgId]
 
 
-def issue_token(params: Mapping[str, str], authorization: str | None, config: SimulatorConfig,
-                fixture: Fixture, store: TokenStore) -> dict[str, object]:
+def issue_token(
+    params: Mapping[str, str], authorization: str | None, config: SimulatorConfig, fixture: Fixture, store: TokenStore
+) -> dict[str, object]:
     """``POST /ims/token/v3``: the token body, or ``SimError`` with an OAuth error body."""
     client_id, client_secret = params.get("client_id"), params.get("client_secret")
     if authorization and authorization.lower().startswith("basic "):
@@ -100,8 +101,9 @@ def issue_token(params: Mapping[str, str], authorization: str | None, config: Si
     return {"access_token": token, "token_type": "bearer", "expires_in": config.token_expires_in_s}
 
 
-def check_gateway(method: str, headers: Mapping[str, str], config: SimulatorConfig, fixture: Fixture,
-                  store: TokenStore) -> None:
+def check_gateway(
+    method: str, headers: Mapping[str, str], config: SimulatorConfig, fixture: Fixture, store: TokenStore
+) -> None:
     """Raise the gateway's ``SimError`` for the first failing header check (table above)."""
     auth = headers.get("Authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -128,4 +130,3 @@ def check_gateway(method: str, headers: Mapping[str, str], config: SimulatorConf
         content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise content_type_error()
-

@@ -35,8 +35,9 @@ class ImsTokenHandler(SimHandler):
     def _token(self) -> Reply:
         names = ("grant_type", "client_id", "client_secret", "scope", "scopes")
         params = {k: self.get_argument(k) for k in names if self.get_argument(k, None)}
-        body = issue_token(params, self.request.headers.get("Authorization"), self.ctx.config,
-                           self.state.fixture, self.ctx.tokens)
+        body = issue_token(
+            params, self.request.headers.get("Authorization"), self.ctx.config, self.state.fixture, self.ctx.tokens
+        )
         return Reply(200, body)
 
 
@@ -64,8 +65,9 @@ class SegmentJobsHandler(SimHandler):
             ids = [s.segmentId for s in SegmentJobCreate.model_validate({"segments": items}).segments]
         except ValidationError as exc:
             raise self.fail(400, describe(exc, root="segments" if isinstance(data, list) else None)) from None
-        job = self.state.create_segment_job(ids, org_id=self.header_or_none("x-gw-ims-org-id"),
-                                            sandbox_name=self.header_or_none("x-sandbox-name"))
+        job = self.state.create_segment_job(
+            ids, org_id=self.header_or_none("x-gw-ims-org-id"), sandbox_name=self.header_or_none("x-sandbox-name")
+        )
         return Reply(200, job)
 
     def _list(self) -> Reply:
@@ -84,15 +86,17 @@ class SegmentJobsHandler(SimHandler):
                 raise self.fail(400, f"Unsupported property filter {prop!r}; use segments~segmentId==<id>")
             segment_id = prop.removeprefix("segments~segmentId==")
         jobs, total, more = self.state.list_segment_jobs(
-            status=status, limit=limit, start=start, descending=sort.endswith("desc"), segment_id=segment_id)
+            status=status, limit=limit, start=start, descending=sort.endswith("desc"), segment_id=segment_id
+        )
         following = {"start": str(start + 1), "limit": str(limit), "sort": sort}
         if status:
             following["status"] = status
         if prop:
             following["property"] = prop
         nxt = {"href": "/segment/jobs?" + "&".join(f"{k}={v}" for k, v in following.items())} if more else {}
-        return Reply(200, {"_page": {"totalCount": total, "pageSize": len(jobs)}, "children": jobs,
-                           "_links": {"next": nxt}})
+        return Reply(
+            200, {"_page": {"totalCount": total, "pageSize": len(jobs)}, "children": jobs, "_links": {"next": nxt}}
+        )
 
 
 class SegmentJobHandler(SimHandler):
@@ -141,10 +145,19 @@ class ExportJobsHandler(SimHandler):
             nxt = f"/export/jobs/?limit={limit}&offset={next_offset}"
             nxt += f"&status={status}" if status else ""
         page_offset = f"{records[0]['creationTime']}_{records[0]['id']}" if records else ""
-        return Reply(200, {"records": records,
-                           "page": {"sortField": "createdTime", "sort": "desc", "pageOffset": page_offset,
-                                    "pageSize": len(records)},
-                           "link": {"next": nxt}})
+        return Reply(
+            200,
+            {
+                "records": records,
+                "page": {
+                    "sortField": "createdTime",
+                    "sort": "desc",
+                    "pageOffset": page_offset,
+                    "pageSize": len(records),
+                },
+                "link": {"next": nxt},
+            },
+        )
 
 
 class ExportJobHandler(SimHandler):
@@ -180,8 +193,11 @@ class AdhocRunHandler(SimHandler):
             raise self.fail(400, "Invalid request body: expected a JSON object with activationInfo")
         v2 = self.is_v2()
         if v2 and ("exportIds" in data or "exportId" in data):
-            raise self.fail(400, "exportIds must not be sent with version 2 of the ad-hoc activation API "
-                                 f"(Accept: {ADHOC_V2_ACCEPT}); remove exportIds or drop the version header")
+            raise self.fail(
+                400,
+                "exportIds must not be sent with version 2 of the ad-hoc activation API "
+                f"(Accept: {ADHOC_V2_ACCEPT}); remove exportIds or drop the version header",
+            )
         try:
             if v2:
                 info, export_ids = AdhocRunV2.model_validate(data).activationInfo, None
@@ -191,12 +207,17 @@ class AdhocRunHandler(SimHandler):
         except ValidationError as exc:
             raise self.fail(400, describe(exc)) from None
         started = self.state.start_adhoc_run(
-            info, export_ids, org_id=self.header_or_none("x-gw-ims-org-id"),
+            info,
+            export_ids,
+            org_id=self.header_or_none("x-gw-ims-org-id"),
             sandbox_name=self.header_or_none("x-sandbox-name"),
-            actor=self.request.headers.get("x-api-key", "sim-client"))
+            actor=self.request.headers.get("x-api-key", "sim-client"),
+        )
         base = self.ctx.config.public_base_url or f"{self.request.protocol}://{self.request.host}"
-        order = [{"segment": s.segment, "order": s.order,
-                  "statusURL": f"{base.rstrip('/')}{FLOWS}/runs/{s.run_id}"} for s in started]
+        order = [
+            {"segment": s.segment, "order": s.order, "statusURL": f"{base.rstrip('/')}{FLOWS}/runs/{s.run_id}"}
+            for s in started
+        ]
         return Reply(200, {"order": order})
 
 
@@ -218,8 +239,11 @@ class FlowRunsHandler(SimHandler):
             for clause in prop.split("&"):
                 key, sep, value = clause.partition("==")
                 if not sep or key not in ("flowId", "metrics.statusSummary.status"):
-                    raise self.fail(400, f"Unsupported property filter {clause!r}; supported: flowId==<id>, "
-                                         "metrics.statusSummary.status==<status>")
+                    raise self.fail(
+                        400,
+                        f"Unsupported property filter {clause!r}; supported: flowId==<id>, "
+                        "metrics.statusSummary.status==<status>",
+                    )
                 filters["flow_id" if key == "flowId" else "status"] = value
         limit = self.int_arg("limit", 100, 1, 100)
         return Reply(200, {"items": self.state.list_flow_runs(limit=limit, **filters)})

@@ -108,10 +108,15 @@ class SimHandler(tornado.web.RequestHandler):
 
     def _journal(self, status: int | str) -> None:
         self.ctx.journal.record(
-            time=self.ctx.clock.now(), method=self.request.method or "", path=self.request.path,
+            time=self.ctx.clock.now(),
+            method=self.request.method or "",
+            path=self.request.path,
             template=self.template,
             query=self._query(),
-            status=status, body=self._loggable_body(), headers=dict(self.request.headers))
+            status=status,
+            body=self._loggable_body(),
+            headers=dict(self.request.headers),
+        )
 
     def _query(self) -> dict[str, Any]:
         query: dict[str, Any] = {}

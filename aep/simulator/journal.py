@@ -48,17 +48,35 @@ class Journal:
         self._calls: Counter[str] = Counter()
         self._statuses: dict[str, Counter[str]] = {}
 
-    def record(self, *, time: float, method: str, path: str, template: str, query: dict[str, Any],
-               status: int | str, body: Any, headers: dict[str, str]) -> int:
+    def record(
+        self,
+        *,
+        time: float,
+        method: str,
+        path: str,
+        template: str,
+        query: dict[str, Any],
+        status: int | str,
+        body: Any,
+        headers: dict[str, str],
+    ) -> int:
         """Append one entry (secrets masked); returns its sequence number, starting at 1."""
         route = f"{method} {template}"
         with self._lock:
             self._seq += 1
-            self._entries.append({
-                "seq": self._seq, "time": time, "method": method, "path": path, "template": template,
-                "query": mask_secrets(query), "status": status, "body": mask_secrets(body),
-                "headers": mask_headers(headers),
-            })
+            self._entries.append(
+                {
+                    "seq": self._seq,
+                    "time": time,
+                    "method": method,
+                    "path": path,
+                    "template": template,
+                    "query": mask_secrets(query),
+                    "status": status,
+                    "body": mask_secrets(body),
+                    "headers": mask_headers(headers),
+                }
+            )
             self._calls[route] += 1
             self._statuses.setdefault(route, Counter())[str(status)] += 1
             return self._seq
@@ -76,8 +94,7 @@ class Journal:
     def counters(self) -> dict[str, Any]:
         """``{"calls": {route: n}, "statuses": {route: {status: n}}}``."""
         with self._lock:
-            return {"calls": dict(self._calls),
-                    "statuses": {route: dict(c) for route, c in self._statuses.items()}}
+            return {"calls": dict(self._calls), "statuses": {route: dict(c) for route, c in self._statuses.items()}}
 
     def clear(self) -> None:
         with self._lock:

@@ -84,8 +84,7 @@ class SegmentJobRecord:
             "segments": [_segment_entry(s) for s in self.segments],
             "requestId": self.request_id,
             "schema": {"name": "_xdm.context.profile"},
-            "_links": {"cancel": {"href": href, "method": "DELETE"},
-                       "checkStatus": {"href": href, "method": "GET"}},
+            "_links": {"cancel": {"href": href, "method": "DELETE"}, "checkStatus": {"href": href, "method": "GET"}},
             "updateTime": epoch_ms(updated),
             "creationTime": epoch_ms(self.created),
             "updateEpoch": int(updated),
@@ -97,17 +96,21 @@ class SegmentJobRecord:
         if reached >= self.queued_at:
             body["metrics"] = self._metrics(status)
         if status is _S.FAILED:
-            body["errors"] = [{
-                "code": "80000018",
-                "msg": "com.microsoft.azure.documentdb.DocumentClientException: Message: "
-                       '{"Errors":["Request rate is large"]}',
-                "callStack": "com.adobe.platform.segmentation.job.SegmentJobRunner.run",
-            }]
+            body["errors"] = [
+                {
+                    "code": "80000018",
+                    "msg": "com.microsoft.azure.documentdb.DocumentClientException: Message: "
+                    '{"Errors":["Request rate is large"]}',
+                    "callStack": "com.adobe.platform.segmentation.job.SegmentJobRunner.run",
+                }
+            ]
         return body
 
     def _metrics(self, status: SegmentJobStatus) -> dict[str, Any]:
-        metrics: dict[str, Any] = {"totalTime": {"startTimeInMs": epoch_ms(self.created)},
-                                   "profileSegmentationTime": {}}
+        metrics: dict[str, Any] = {
+            "totalTime": {"startTimeInMs": epoch_ms(self.created)},
+            "profileSegmentationTime": {},
+        }
         if status in (_S.SUCCEEDED, _S.FAILED):
             metrics["totalTime"] = _span(self.created, self.ends_at)
             metrics["profileSegmentationTime"] = _span(self.processing_at, self.ends_at)
@@ -116,10 +119,16 @@ class SegmentJobRecord:
             metrics["totalProfiles"] = total
             metrics["segmentedProfileCounter"] = {s.id: s.profiles for s in self.segments}
             metrics["segmentedProfileByNamespaceCounter"] = {
-                s.id: {"ECID": s.profiles, "email": s.profiles // 2} for s in self.segments}
+                s.id: {"ECID": s.profiles, "email": s.profiles // 2} for s in self.segments
+            }
             metrics["segmentedProfileByStatusCounter"] = {
-                s.id: {"exited": s.profiles // 10, "existing": s.profiles - s.profiles // 4,
-                       "realized": s.profiles // 4} for s in self.segments}
+                s.id: {
+                    "exited": s.profiles // 10,
+                    "existing": s.profiles - s.profiles // 4,
+                    "realized": s.profiles // 4,
+                }
+                for s in self.segments
+            }
             by_policy: dict[str, int] = {}
             for s in self.segments:
                 by_policy[s.mergePolicy.id] = by_policy.get(s.mergePolicy.id, 0) + s.profiles
@@ -140,5 +149,8 @@ def _segment_entry(segment: SegmentInfo) -> dict[str, Any]:
 
 
 def _span(start: float, end: float) -> dict[str, int]:
-    return {"startTimeInMs": epoch_ms(start), "endTimeInMs": epoch_ms(end),
-            "totalTimeInMs": epoch_ms(end) - epoch_ms(start)}
+    return {
+        "startTimeInMs": epoch_ms(start),
+        "endTimeInMs": epoch_ms(end),
+        "totalTimeInMs": epoch_ms(end) - epoch_ms(start),
+    }

@@ -64,22 +64,25 @@ _access_log = logging.getLogger("aep.simulator.access")
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     # Debug level: injected 4xx/5xx are the point of the simulator, not warnings. The journal has it all.
     request = handler.request
-    _access_log.debug("%d %s %s %.1fms", handler.get_status(), request.method, request.uri,
-                      1000 * request.request_time())
+    _access_log.debug(
+        "%d %s %s %.1fms", handler.get_status(), request.method, request.uri, 1000 * request.request_time()
+    )
 
 
 def make_app(ctx: SimContext) -> tornado.web.Application:
     """The Tornado application serving every route over ``ctx``."""
     rules: list[Any] = [(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES]
-    return tornado.web.Application(rules, default_handler_class=NotFoundHandler,
-                                   default_handler_args={"ctx": ctx}, log_function=_log_request)
+    return tornado.web.Application(
+        rules, default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx}, log_function=_log_request
+    )
 
 
 class SimulatorServer:
     """One simulator: state, journal, tokens and faults behind a Tornado server."""
 
-    def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None,
-                 fixture: Fixture | None = None) -> None:
+    def __init__(
+        self, config: SimulatorConfig | None = None, clock: Clock | None = None, fixture: Fixture | None = None
+    ) -> None:
         self.ctx = SimContext(config or SimulatorConfig(), clock or SystemClock(), fixture)
         self.base_url: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,15 +163,20 @@ def serve_forever(host: str, port: int, config: SimulatorConfig) -> None:
         asyncio.run(serve(host, port, config))
 
 
-def run_simulator_cli(host: str, port: int, speed: float, fault_rate: float, seed: int | None,
-                      fixture: str | None) -> None:
+def run_simulator_cli(
+    host: str, port: int, speed: float, fault_rate: float, seed: int | None, fixture: str | None
+) -> None:
     """The ``aep-activator simulator`` command: print the base URL and env vars, serve until Ctrl-C.
 
     ``fault_rate`` is the global share of AEP requests answered with an injected error, split evenly
     between 5xx and 429.
     """
-    config = SimulatorConfig(speed=speed, seed=seed, fixture_path=fixture,
-                             faults=FaultSettings(error_5xx_rate=fault_rate / 2, rate_429=fault_rate / 2))
+    config = SimulatorConfig(
+        speed=speed,
+        seed=seed,
+        fixture_path=fixture,
+        faults=FaultSettings(error_5xx_rate=fault_rate / 2, rate_429=fault_rate / 2),
+    )
     ctx = SimContext(config, SystemClock())  # only to read the credentials the server will accept
     client = ctx.state.fixture.clients[0]
     base = f"http://{host}:{port}"

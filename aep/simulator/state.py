@@ -50,31 +50,51 @@ class SimulatorState(ActivationState):
 
     # ---------------------------------------------------------------------------------- segment jobs
 
-    def create_segment_job(self, segment_ids: list[str], *, org_id: str | None = None,
-                           sandbox_name: str | None = None) -> dict[str, Any]:
+    def create_segment_job(
+        self, segment_ids: list[str], *, org_id: str | None = None, sandbox_name: str | None = None
+    ) -> dict[str, Any]:
         """Create an on-demand segment job (status NEW) or raise 400 (limits, unknown ids) / 429 (quota)."""
         with self._lock:
             now = self.clock.now()
             limit = self._config.guardrails.max_segments_per_segment_job
             if len(segment_ids) > limit:
-                raise ups_error(400, f"A segment job accepts at most {limit} segment definition ids per "
-                                     f"call; got {len(segment_ids)}", code=1020)
+                raise ups_error(
+                    400,
+                    f"A segment job accepts at most {limit} segment definition ids per call; got {len(segment_ids)}",
+                    code=1020,
+                )
             segments = self._known_segments(segment_ids)
             sandbox = self.fixture.sandbox(sandbox_name) if sandbox_name else self.fixture.default_sandbox()
             org = self._org(org_id)
             scope = f"{org}/{sandbox.sandboxName}"
-            self._quota_check(quota.SEGMENT, scope, self._config.guardrails.segment_jobs_per_day_per_sandbox,
-                              now, "on-demand segment jobs")
+            self._quota_check(
+                quota.SEGMENT,
+                scope,
+                self._config.guardrails.segment_jobs_per_day_per_sandbox,
+                now,
+                "on-demand segment jobs",
+            )
             d = self._config.durations
             queued_at = now + self._scale(d.segment_job_new_s)
             processing_at = queued_at + self._scale(d.segment_job_queued_s)
             ends_at = max(processing_at, now + self._scale(d.segment_job_total_s))
             self._seq += 1
             job = SegmentJobRecord(
-                id=self._uuid(), seq=self._seq, org_id=org, sandbox=sandbox, segments=segments,
-                created=now, queued_at=queued_at, processing_at=processing_at, ends_at=ends_at,
-                fails=self._fails(self._config.failure_rates.segment_job), request_id=self._hex(32),
-                batch_id=self._uuid(), compute_job_id=30000 + self._seq, compute_gateway_job_id=self._uuid())
+                id=self._uuid(),
+                seq=self._seq,
+                org_id=org,
+                sandbox=sandbox,
+                segments=segments,
+                created=now,
+                queued_at=queued_at,
+                processing_at=processing_at,
+                ends_at=ends_at,
+                fails=self._fails(self._config.failure_rates.segment_job),
+                request_id=self._hex(32),
+                batch_id=self._uuid(),
+                compute_job_id=30000 + self._seq,
+                compute_gateway_job_id=self._uuid(),
+            )
             self.segment_jobs[job.id] = job
             self.quota.take(quota.SEGMENT, scope, now)
             return job.render(now)
@@ -91,9 +111,15 @@ class SimulatorState(ActivationState):
             job.cancel(now, self._scale(self._config.durations.cancel_s))
             return job.render(now)
 
-    def list_segment_jobs(self, *, status: str | None = None, limit: int = 100, start: int = 0,
-                          descending: bool = True, segment_id: str | None = None,
-                          ) -> tuple[list[dict[str, Any]], int, bool]:
+    def list_segment_jobs(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        start: int = 0,
+        descending: bool = True,
+        segment_id: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int, bool]:
         """One page (``start`` = page index) as ``(jobs, total matching, more pages follow)``."""
         with self._lock:
             now = self.clock.now()
@@ -102,7 +128,7 @@ class SimulatorState(ActivationState):
                 jobs = [j for j in jobs if j.status(now).value == status]
             if segment_id:
                 jobs = [j for j in jobs if any(s.id == segment_id for s in j.segments)]
-            page = jobs[start * limit:(start + 1) * limit]
+            page = jobs[start * limit : (start + 1) * limit]
             return [j.render(now) for j in page], len(jobs), (start + 1) * limit < len(jobs)
 
     def _segment_job(self, job_id: str) -> SegmentJobRecord:
@@ -126,12 +152,19 @@ class SimulatorState(ActivationState):
             profiles = sum(s.profiles for s in (segments or self.fixture.segments))
             d = self._config.durations
             job = ExportJobRecord(
-                id=self._next_export_id, org_id=self._org(org_id), request=request.wire(),
-                merge_policy=merge_policy, profiles=profiles, created=now,
+                id=self._next_export_id,
+                org_id=self._org(org_id),
+                request=request.wire(),
+                merge_policy=merge_policy,
+                profiles=profiles,
+                created=now,
                 processing_at=now + self._scale(d.export_job_new_s),
                 ends_at=max(now + self._scale(d.export_job_new_s), now + self._scale(d.export_job_total_s)),
-                fails=self._fails(self._config.failure_rates.export_job), request_id=self._uuid(),
-                batch_id=self._hex(32), compute_gateway_job_id=self._uuid())
+                fails=self._fails(self._config.failure_rates.export_job),
+                request_id=self._uuid(),
+                batch_id=self._hex(32),
+                compute_gateway_job_id=self._uuid(),
+            )
             self._next_export_id += 1
             self.export_jobs[job.id] = job
             return job.render(now)
@@ -146,8 +179,13 @@ class SimulatorState(ActivationState):
             self._export_job(job_id).cancel(self.clock.now(), self._scale(self._config.durations.cancel_s))
             return {"status": True, "message": "Export job has been marked for cancelling"}
 
-    def list_export_jobs(self, *, limit: int = 100, offset: str | None = None, status: str | None = None,
-                         ) -> tuple[list[dict[str, Any]], str | None]:
+    def list_export_jobs(
+        self,
+        *,
+        limit: int = 100,
+        offset: str | None = None,
+        status: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first, after the opaque ``offset``; returns ``(records, next offset or None)``."""
         with self._lock:
             now = self.clock.now()
@@ -174,15 +212,16 @@ class SimulatorState(ActivationState):
         with self._lock:
             now = self.clock.now()
             out: dict[str, dict[str, int]] = {"segment_jobs": {}, "export_jobs": {}, "flow_runs": {}}
-            kinds: list[tuple[str, list[Any]]] = [("segment_jobs", list(self.segment_jobs.values())),
-                                                  ("export_jobs", list(self.export_jobs.values())),
-                                                  ("flow_runs", list(self.flow_runs.values()))]
+            kinds: list[tuple[str, list[Any]]] = [
+                ("segment_jobs", list(self.segment_jobs.values())),
+                ("export_jobs", list(self.export_jobs.values())),
+                ("flow_runs", list(self.flow_runs.values())),
+            ]
             for kind, records in kinds:
                 for record in records:
                     key = record.status(now).value
                     out[kind][key] = out[kind].get(key, 0) + 1
             return out
-
 
 
 def _parse_offset(offset: str) -> tuple[int, int]:

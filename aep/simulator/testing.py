@@ -40,18 +40,31 @@ class SimulatorHarness:
 
     def token(self) -> str:
         """A fresh IMS token for the fixture's client."""
-        r = requests.post(self.url("/ims/token/v3"), timeout=5, data={
-            "grant_type": "client_credentials", "client_id": self.client_id,
-            "client_secret": self.client_secret, "scope": "openid,AdobeID,read_organizations"})
+        r = requests.post(
+            self.url("/ims/token/v3"),
+            timeout=5,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.client_id,
+                "client_secret": self.client_secret,
+                "scope": "openid,AdobeID,read_organizations",
+            },
+        )
         r.raise_for_status()
         token: str = r.json()["access_token"]
         return token
 
     def headers(self, token: str | None = None, **extra: str) -> dict[str, str]:
         """The full AEP header set (a new token unless one is given), plus ``extra``."""
-        return {"Authorization": f"Bearer {token or self.token()}", "x-api-key": self.client_id,
-                "x-gw-ims-org-id": self.org_id, "x-sandbox-name": "prod",
-                "Content-Type": "application/json", "Accept": "application/json", **extra}
+        return {
+            "Authorization": f"Bearer {token or self.token()}",
+            "x-api-key": self.client_id,
+            "x-gw-ims-org-id": self.org_id,
+            "x-sandbox-name": "prod",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **extra,
+        }
 
     def reset(self, config: dict[str, Any] | None = None) -> None:
         """Reset the simulator (optionally patching its config) and re-authenticate the session."""

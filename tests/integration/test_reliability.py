@@ -5,6 +5,7 @@ Each test runs real `celery worker` processes against real Redis and the simulat
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -111,11 +112,9 @@ def test_two_runs_for_the_same_audience_never_overlap(make_stack):
     assert all(r.status == "succeeded" for r in runs), [(r.status, r.error) for r in runs]
     answers = [e["status"] for e in stack.journal("POST", ADHOC_POST)]
     assert answers == [200] * 4, "AEP answered 'Run already going on': two runs overlapped"
-    spans = sorted(
-        (r.flow_runs[0]["run_id"], ev_t(r, "activated"), ev_t(r, "succeeded")) for r in runs
-    )
+    spans = sorted((r.flow_runs[0]["run_id"], ev_t(r, "activated"), ev_t(r, "succeeded")) for r in runs)
     spans.sort(key=lambda s: s[1])
-    for (_, _, end), (_, start, _) in zip(spans, spans[1:], strict=False):
+    for (_, _, end), (_, start, _) in itertools.pairwise(spans):
         assert start >= end - 0.05, spans
 
 

@@ -25,8 +25,11 @@ def imports_of(package: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
-    [("config", {"celery", "kombu", "aep", "tasks", "workers"}), ("aep", {"celery", "kombu", "tasks", "workers"}),
-     ("tasks", {"workers"})],
+    [
+        ("config", {"celery", "kombu", "aep", "tasks", "workers"}),
+        ("aep", {"celery", "kombu", "tasks", "workers"}),
+        ("tasks", {"workers"}),
+    ],
 )
 def test_a_package_does_not_import_the_layers_above_it(package: str, forbidden: set[str]) -> None:
     offenders = {f: sorted(names & forbidden) for f, names in imports_of(package).items() if names & forbidden}
@@ -35,7 +38,13 @@ def test_a_package_does_not_import_the_layers_above_it(package: str, forbidden: 
 
 def test_nothing_outside_config_reads_the_environment_directly() -> None:
     # The entry points that start processes pass environments on; checks.py reads TZ, not a setting.
-    allowed = {"config/settings.py", "workers/demo.py", "workers/stack.py", "aep/embedded_redis.py", "workers/checks.py"}
+    allowed = {
+        "config/settings.py",
+        "workers/demo.py",
+        "workers/stack.py",
+        "aep/embedded_redis.py",
+        "workers/checks.py",
+    }
     offenders = []
     for package in ("aep", "tasks", "workers", "config"):
         for path in (ROOT / package).rglob("*.py"):
