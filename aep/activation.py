@@ -91,8 +91,13 @@ def _request(run: RunRecord) -> ActivationRequest:
 # Quotas
 
 
+def _holder(run: RunRecord) -> str:
+    """The quota holder: the run, and a new holder per resume (a resumed run POSTs, and spends, again)."""
+    return run.run_id if not run.generation else f"{run.run_id}#{run.generation}"
+
+
 def _reserve(ctx: StepContext, run: RunRecord, quota: str, scope: str, limit: int, on_quota: str) -> Wait | None:
-    res = ctx.quotas.reserve(quota, scope, limit, run.run_id, ctx.config.reservation_ttl_s)
+    res = ctx.quotas.reserve(quota, scope, limit, _holder(run), ctx.config.reservation_ttl_s)
     if res.ok:
         ctx.ledger.update(run.run_id, **{f"quota__{quota}": res.window_start})
         return None
@@ -108,9 +113,9 @@ def _settle(ctx: StepContext, run: RunRecord, quota: str, scope: str, *, accepte
     if window is None:
         return
     if accepted:
-        ctx.quotas.commit(quota, scope, run.run_id, int(window))
+        ctx.quotas.commit(quota, scope, _holder(run), int(window))
     else:
-        ctx.quotas.refund(quota, scope, run.run_id, int(window))
+        ctx.quotas.refund(quota, scope, _holder(run), int(window))
 
 
 def _post_guarded(ctx: StepContext, run: RunRecord, quota: str | None, scope: str, send: Callable[[], Any]) -> Any:

@@ -53,6 +53,7 @@ class RunRecord:
     wait_until: float | None = None
     waiting_reason: str | None = None
     chain: list[str] = field(default_factory=list)
+    generation: int = 0
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -149,6 +150,7 @@ class RunLedger:
             wait_until=num("wait_until"),
             waiting_reason=raw.get("waiting_reason") or None,
             chain=json.loads(raw.get("chain") or "[]"),
+            generation=int(raw.get("generation") or 0),
             timeline=events,
         )
 

@@ -132,8 +132,22 @@ def cancel_run(run_id: str) -> RunRecord:
     return cancelled
 
 
+# A failed poll whose AEP job itself failed restarts at the create step: re-polling a FAILED job
+# would only fail again. These are the ledger fields that step's retry must forget.
+_RECREATE = {
+    "poll_segment_job": ("create_segment_job", ["segment_job_id", "intent:segment_job", "quota:segment_jobs"]),
+    "poll_export_job": ("create_export_job", ["export_job_id", "intent:export_job"]),
+    "poll_activation": ("run_activation", ["flow_runs", "intent:activation", "quota:adhoc"]),
+}
+
+
 def resume_run(run_id: str) -> RunRecord:
-    """Restart a failed (or stuck queued) run from the step it stopped at, reusing the AEP ids it has."""
+    """Restart a failed (or stuck queued) run from the step it stopped at, reusing the AEP ids it has.
+
+    When the failed step was a poll and its AEP job ended FAILED or CANCELLED (or the poll gave up
+    at the deadline and cancelled it), the run restarts at that job's create step instead, which
+    POSTs a new job and spends quota again under a new holder (``generation``).
+    """
     rt = runtime()
     run = rt.ledger.get(run_id)
     if run is None:
@@ -143,11 +157,21 @@ def resume_run(run_id: str) -> RunRecord:
     req = ActivationRequest.model_validate(run.request)
     steps = req.steps()
     names = [s.rsplit(".", 1)[-1] for s in steps]
-    start = names.index(run.step) if run.step in names else 0
+    step = run.step if run.step in names else names[0]
+    forget: list[str] = []
+    job_dead = (run.aep_status or "").upper() in {"FAILED", "CANCELLED", "CANCELLING"} or "failed" in (
+        run.aep_status or ""
+    )
+    if run.status == "failed" and step in _RECREATE and (job_dead or "after" in (run.error or "")):
+        step, forget = _RECREATE[step]
+    start = names.index(step)
     index = c.STEP_TASKS.index(steps[start])
-    rt.redis.hdel(rt.ledger.key(run_id), *[f"errors:{n}" for n in names], "error")
+    key = rt.ledger.key(run_id)
+    rt.redis.hdel(key, *[f"errors:{n}" for n in names], "error", "aep_status", *forget)
+    if forget:
+        rt.redis.hincrby(key, "generation", 1)
     rt.ledger.reset_cursor(index - 1, run_id)
-    rt.ledger.event(run_id, names[start], "resumed", f"from {names[start]}", status="queued")
+    rt.ledger.event(run_id, step, "resumed", f"from {step}", status="queued", step=step)
     _launch(run_id, steps[start:])
     return rt.ledger.get(run_id) or run
 

@@ -63,3 +63,48 @@ def test_the_same_idempotency_key_returns_the_same_run_and_starts_nothing_new(ma
     assert first == second
     wait_for_runs(stack, [first])
     assert stack.posts()[ADHOC_POST] == 1
+
+
+def test_cancel_deletes_the_in_flight_segment_job_and_no_later_step_runs(make_stack):
+    from aep.simulator.config import SimulatorConfig
+    from tasks import cancel_run
+    from tasks.context import runtime
+
+    stack = make_stack(SimulatorConfig(speed=5, seed=1))  # a 13-minute job takes ~2.6 minutes: still running
+    stack.wait_worker_ready(stack.start_worker())
+    run_id = start_activation(example())
+    ledger = runtime().ledger
+    import time
+
+    deadline = time.monotonic() + 20
+    while ledger.get(run_id).step != "poll_segment_job" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run = cancel_run(run_id)
+    assert run.status == "cancelled"
+    deletes = stack.journal("DELETE", "/data/core/ups/segment/jobs/{id}")
+    assert len(deletes) == 1 and deletes[0]["path"].endswith(run.segment_job_id)
+    time.sleep(2.5)  # several poll intervals: the fence must drop every later message of the run
+    assert ledger.get(run_id).status == "cancelled"
+    assert EXPORT_POST not in stack.posts()
+
+
+def test_resume_restarts_a_failed_run_at_the_failed_jobs_create_step(make_stack):
+    from aep.simulator.config import FailureRates, SimulatorConfig
+    from tasks import resume_run
+
+    stack = make_stack(
+        SimulatorConfig(speed=600, seed=2, failure_rates=FailureRates(export_job=1.0)),
+        env={"QUOTA_SEGMENT_JOBS_PER_DAY": "5"},
+    )
+    stack.wait_worker_ready(stack.start_worker())
+    run_id = start_activation(example())
+    (failed,) = wait_for_runs(stack, [run_id])
+    assert failed.status == "failed" and failed.step == "poll_export_job" and "FAILED" in (failed.error or "")
+    stack.simulator.ctx.apply_config({"failure_rates": {"export_job": 0.0}})
+    resumed = resume_run(run_id)
+    assert resumed.step == "create_export_job"
+    (run,) = wait_for_runs(stack, [run_id])
+    assert run.status == "succeeded", (run.error, run.timeline)
+    assert run.segment_job_id == failed.segment_job_id, "the segment job is reused, not re-created"
+    assert run.export_job_id != failed.export_job_id
+    assert stack.posts() == {"/ims/token/v3": 1, SEGMENT_POST: 1, EXPORT_POST: 2, ADHOC_POST: 1}
