@@ -58,4 +58,7 @@ def start(self: Task, **request: Any) -> dict[str, Any]:
     """
     from tasks.producer import start_activation
 
+    # A redelivered start message (the worker died after recording the run) must not start a second
+    # run: without a producer's key, the message's own id is the idempotency key.
+    request.setdefault("idempotency_key", f"task:{self.request.id}")
     return {"run_id": start_activation(request)}

@@ -22,6 +22,7 @@ entries no longer configured).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -29,12 +30,25 @@ from celery.schedules import crontab
 from redbeat import RedBeatScheduler
 
 from aep import constants as c
-from config.schedules import Schedule, ScheduleFile, previous_fire_time
+from aep.request import ActivationRequest
+from config.schedules import Cron, Schedule, ScheduleFile, load_schedules, parse_schedules, previous_fire_time
 from config.settings import Settings
 
 LOCK_TIMEOUT_S = 90.0
 MAX_INTERVAL_S = 15.0
 SCHEDULER = "workers.beat:SlotRedBeatScheduler"
+
+
+ActivationSchedules = ScheduleFile[ActivationRequest]
+
+
+def load_activation_schedules(path: str | Path) -> ActivationSchedules:
+    """The schedule file at ``path``, each request an :class:`ActivationRequest`; raises ``ScheduleError``."""
+    return load_schedules(path, ActivationRequest)
+
+
+def parse_activation_schedules(text: str, source: str = "<schedules>") -> ActivationSchedules:
+    return parse_schedules(text, ActivationRequest, source)
 
 
 def fire_key(schedule_name: str, slot: dt.datetime) -> str:
@@ -51,7 +65,7 @@ def firing_request(schedule_name: str, request: dict[str, Any], slot: dt.datetim
     }
 
 
-def fire_schedule(schedule: Schedule, slot: dt.datetime) -> str:
+def fire_schedule(schedule: Schedule[ActivationRequest], slot: dt.datetime) -> str:
     """Start (or find) the run of ``schedule`` for cron ``slot`` in this process. Returns the run id.
 
     This is what a worker does with the message beat sends; calling it twice for one slot returns
@@ -62,12 +76,12 @@ def fire_schedule(schedule: Schedule, slot: dt.datetime) -> str:
     return start_activation(firing_request(schedule.name, schedule.request.wire(), slot))
 
 
-def beat_schedule(schedules: ScheduleFile, queue: str) -> dict[str, dict[str, Any]]:
+def beat_schedule(schedules: ActivationSchedules, queue: str) -> dict[str, dict[str, Any]]:
     """Celery ``beat_schedule`` entries for the enabled schedules (the slot key is added at send time)."""
     return {
         s.name: {
             "task": c.TASK_START,
-            "schedule": s.crontab(),
+            "schedule": crontab(**s.parsed_cron().fields()),
             "kwargs": {**s.request.wire(), "started_by": f"schedule:{s.name}"},
             "options": {"queue": queue},
         }
@@ -77,7 +91,7 @@ def beat_schedule(schedules: ScheduleFile, queue: str) -> dict[str, dict[str, An
 
 def beat_config(
     settings: Settings,
-    schedules: ScheduleFile,
+    schedules: ActivationSchedules,
     *,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
     max_interval_s: float = MAX_INTERVAL_S,
@@ -107,11 +121,17 @@ class SlotRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
         if entry.task == c.TASK_START and isinstance(entry.schedule, crontab):
-            slot = previous_fire_time(entry.schedule, self.app.now())
+            slot = previous_fire_time(cron_of(entry.schedule), self.app.now())
             # A copy: the entry's stored definition keeps no per-firing key.
             kwargs_ = firing_request(entry.name, dict(entry.kwargs or {}), slot)
             entry = type(entry)(**dict(entry, kwargs=kwargs_))
         return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+
+
+def cron_of(schedule: crontab) -> Cron:
+    """A Celery ``crontab`` as a :class:`Cron` (the sets Celery expanded), for slot arithmetic."""
+    fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+    return Cron(expr=str(schedule), **{f: frozenset(getattr(schedule, f)) for f in fields})
 
 
 def run_beat(app: Celery, *, loglevel: str = "info") -> None:

@@ -2,10 +2,13 @@
 
 Contracts:
 
-- Basic auth (``user:password``) reaches Flower through the child's *environment* as
-  ``FLOWER_BASIC_AUTH`` (Flower applies ``FLOWER_<OPTION>`` variables itself, see
-  ``flower/command.py: apply_env_options``), never its argv, so the password is not visible in ``ps``.
-  The broker URL (it may carry a Redis password) travels the same way, as ``REDIS_URL``.
+- The child's environment is built from the validated ``settings`` (every non-secret setting, so
+  ``celery -A workers`` in the child configures the same broker), plus ``env`` on top. AEP secrets
+  never reach Flower: it does not call AEP.
+- Basic auth (``user:password``) reaches Flower through that environment as ``FLOWER_BASIC_AUTH``
+  (Flower applies ``FLOWER_<OPTION>`` variables itself, see ``flower/command.py: apply_env_options``),
+  never its argv, so the password is not visible in ``ps``. The broker URL (it may carry a Redis
+  password) travels the same way, as ``REDIS_URL``.
 - Credentials and the state file come from ``env`` when it sets ``FLOWER_BASIC_AUTH`` / ``FLOWER_DB``
   (the demo passes them so), else from ``settings``.
 - Without credentials Flower does not start unless the caller opts in (``insecure_no_auth``), and
@@ -24,6 +27,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
+
+from pydantic import SecretStr
 
 from config.settings import Settings
 
@@ -80,13 +85,23 @@ def state_file(settings: Settings, env: Mapping[str, str]) -> str:
 def flower_env(
     settings: Settings, env: Mapping[str, str], *, insecure_no_auth: bool = False
 ) -> dict[str, str]:
-    """The child's environment: ``env`` plus the broker and (unless insecure) the basic-auth credentials."""
+    """The child's environment: the non-secret settings, then ``env``, then (unless insecure) the credentials."""
     require_auth(settings, env, insecure_no_auth=insecure_no_auth)
     creds = None if insecure_no_auth else credentials(settings, env)
-    out = {k: v for k, v in env.items() if k != AUTH_VAR}
+    out = {**settings_env(settings), **{k: v for k, v in env.items() if k != AUTH_VAR}}
     out["REDIS_URL"] = settings.redis_url
     if creds:
         out[AUTH_VAR] = creds
+    return out
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every set, non-secret setting as its environment variable (``REDIS_URL`` keeps its password)."""
+    out = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is not None and not isinstance(value, SecretStr):
+            out[name.upper()] = str(value)
     return out
 
 
@@ -125,8 +140,8 @@ def start_flower_process(
 ) -> subprocess.Popen[bytes]:
     """Start Flower as a child process (the demo and tests); the caller terminates it.
 
-    ``env`` is the child's whole environment (e.g. ``os.environ`` plus overrides); ``popen`` goes to
-    ``Popen`` (e.g. ``stdout=``). Raises :class:`FlowerAuthMissing` as :func:`require_auth` does.
+    ``env`` is laid over the settings-derived environment (see :func:`flower_env`); ``popen`` goes
+    to ``Popen`` (e.g. ``stdout=``). Raises :class:`FlowerAuthMissing` as :func:`require_auth` does.
     """
     argv, child_env = _prepare(settings, env, address, port, insecure_no_auth)
     return subprocess.Popen(argv, env=child_env, **popen)

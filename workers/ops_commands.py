@@ -7,13 +7,13 @@ checks (Redis unreachable or unsafe), 0 otherwise.
 from __future__ import annotations
 
 import datetime as dt
-import os
+from typing import Any
 
 import click
 from rich.panel import Panel
 from rich.table import Table
 
-from config.schedules import ScheduleError, ScheduleFile, load_schedules, next_fire_times, quota_warnings
+from config.schedules import ScheduleError, ScheduleFile, next_fire_times, quota_warnings
 from config.settings import Settings
 from workers.cli import console, err_console, fail, settings_or_exit
 
@@ -39,14 +39,13 @@ def flower(address: str | None, port: int | None, insecure_no_auth: bool) -> Non
     address = address or s.flower_address
     port = port or s.flower_port
     try:
-        require_auth(s, os.environ, insecure_no_auth=insecure_no_auth)
+        require_auth(s, {}, insecure_no_auth=insecure_no_auth)
     except FlowerAuthMissing as exc:
         fail(str(exc))
     for warning in flower_warnings(address=address, port=port, insecure_no_auth=insecure_no_auth):
         style = "red" if insecure_no_auth else "yellow"
         err_console.print(Panel(warning, title="warning", border_style=style))
-    # os.environ: the child's base environment (PATH, HOME …); settings values override what Flower needs.
-    exec_flower(s, address=address, port=port, env=os.environ, insecure_no_auth=insecure_no_auth)
+    exec_flower(s, address=address, port=port, env={}, insecure_no_auth=insecure_no_auth)
 
 
 # --- beat --------------------------------------------------------------------------------------------
@@ -120,20 +119,22 @@ def schedules_list(path: str | None, count: int) -> None:
     for sch in parsed.schedule:
         times = "\n".join(f"{t:%Y-%m-%d %H:%M}" for t in next_fire_times(sch, count, now))
         yes_no = {True: "yes", False: "no"}
-        table.add_row(sch.name, sch.cron, yes_no[sch.enabled], yes_no[sch.request.segment_job],
+        table.add_row(sch.name, sch.cron, yes_no[sch.enabled], yes_no[sch.spends_segment_job],
                       times if sch.enabled else f"[dim]{times}[/dim]")
     console.print(table)
     _print_warnings(parsed, s)
 
 
-def _load_or_exit(path: str) -> ScheduleFile:
+def _load_or_exit(path: str) -> ScheduleFile[Any]:
+    from workers.beat import load_activation_schedules
+
     try:
-        return load_schedules(path)
+        return load_activation_schedules(path)
     except ScheduleError as exc:
         fail(str(exc))
 
 
-def _print_warnings(parsed: ScheduleFile, s: Settings) -> None:
+def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
     for warning in quota_warnings(parsed, segment_jobs_per_day=s.quota_segment_jobs_per_day,
                                   adhoc_per_day=s.quota_adhoc_per_day, now=dt.datetime.now(dt.UTC)):
         err_console.print(f"[yellow]warning:[/yellow] {warning}")

@@ -16,13 +16,21 @@ import pytest
 import redis
 from celery import Celery
 
-from config.schedules import Schedule, parse_schedules, previous_fire_time
+from aep.request import ActivationRequest
+from config.schedules import Schedule, previous_fire_time
 from config.settings import Settings, load_settings
 from tasks import context
 from tasks.producer import start_activation
 from workers import app
 from workers.app import celery_config, configure
-from workers.beat import SlotRedBeatScheduler, beat_config, fire_key, fire_schedule
+from workers.beat import (
+    SlotRedBeatScheduler,
+    beat_config,
+    cron_of,
+    fire_key,
+    fire_schedule,
+    parse_activation_schedules,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +63,7 @@ def runs_for(key: str) -> list[Any]:
 
 
 def test_firing_one_schedule_twice_for_one_slot_starts_one_run(settings: Settings) -> None:
-    schedule: Schedule = parse_schedules(SCHEDULE).schedule[0]
+    schedule: Schedule[ActivationRequest] = parse_activation_schedules(SCHEDULE).schedule[0]
     first = fire_schedule(schedule, SLOT)
     second = fire_schedule(schedule, SLOT + dt.timedelta(seconds=40))  # same minute: same slot
     assert first == second
@@ -68,7 +76,8 @@ def test_firing_one_schedule_twice_for_one_slot_starts_one_run(settings: Setting
 def test_the_scheduler_stamps_both_sends_of_a_slot_with_one_key_and_they_start_one_run(settings: Settings) -> None:
     beat_app = Celery("beat-test", set_as_current=False)
     beat_app.config_from_object(celery_config(settings))
-    beat_app.conf.update(beat_config(settings, parse_schedules(SCHEDULE), lock_timeout_s=3, max_interval_s=1))
+    schedules = parse_activation_schedules(SCHEDULE)
+    beat_app.conf.update(beat_config(settings, schedules, lock_timeout_s=3, max_interval_s=1))
     scheduler = SlotRedBeatScheduler(app=beat_app)
     try:
         entry = scheduler.Entry.from_key(scheduler.Entry.generate_key(beat_app, "daily"), app=beat_app)
@@ -83,7 +92,7 @@ def test_the_scheduler_stamps_both_sends_of_a_slot_with_one_key_and_they_start_o
         beat_app.redbeat_redis.close()
         beat_app.close()
     kwargs = [m.payload[1] for m in messages]
-    key = fire_key("daily", previous_fire_time(entry.schedule, dt.datetime.now(dt.UTC)))
+    key = fire_key("daily", previous_fire_time(cron_of(entry.schedule), dt.datetime.now(dt.UTC)))
     assert [k["idempotency_key"] for k in kwargs] == [key, key]
     assert {m.headers["task"] for m in messages} == {"activation.start"}
     # What the worker's activation.start does with each message:

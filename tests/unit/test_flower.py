@@ -74,8 +74,10 @@ def test_binding_beyond_loopback_warns_that_metrics_is_public(
     assert "INSECURE" not in result.stderr
 
 
-def test_the_password_travels_in_the_environment_never_on_the_command_line() -> None:
-    s = load_settings(flower_basic_auth=f"admin:{SECRET}", redis_url="redis://:redispw@127.0.0.1:6379/0")
+def test_the_password_travels_in_the_environment_never_on_the_command_line_and_aep_secrets_stay_home() -> None:
+    s = load_settings(
+        flower_basic_auth=f"admin:{SECRET}", redis_url="redis://:redispw@127.0.0.1:6379/0", aep_client_secret="aep-pw"
+    )
     argv = flower_argv(s, {}, address="127.0.0.1", port=5555)
     assert not any(SECRET in a or "redispw" in a for a in argv)
     assert "--persistent=True" in argv
@@ -84,6 +86,8 @@ def test_the_password_travels_in_the_environment_never_on_the_command_line() -> 
     env = flower_env(s, {"PATH": "/bin"})
     assert env["FLOWER_BASIC_AUTH"] == f"admin:{SECRET}"
     assert env["REDIS_URL"] == s.redis_url
+    assert env["AEP_QUEUE"] == s.aep_queue  # the child's app is configured like this process's
+    assert "AEP_CLIENT_SECRET" not in env  # Flower never calls AEP
 
 
 def test_insecure_mode_drops_inherited_credentials_and_env_values_win_for_the_demo() -> None:

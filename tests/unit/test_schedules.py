@@ -10,8 +10,10 @@ import pytest
 from celery.schedules import crontab
 from click.testing import CliRunner
 
+from aep.request import ActivationRequest
 from config.schedules import (
     ScheduleError,
+    ScheduleFile,
     load_schedules,
     next_fire_times,
     parse_cron,
@@ -45,9 +47,13 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def parse(text: str) -> ScheduleFile[ActivationRequest]:
+    return parse_schedules(text, ActivationRequest, "s.toml")
+
+
 def error_of(text: str) -> str:
     with pytest.raises(ScheduleError) as info:
-        parse_schedules(text, "s.toml")
+        parse(text)
     return str(info.value)
 
 
@@ -55,7 +61,7 @@ def error_of(text: str) -> str:
 
 
 def test_the_shipped_schedule_file_is_valid_and_uses_the_example_request_ids() -> None:
-    parsed = load_schedules(REPO / "config" / "schedules.toml")
+    parsed = load_schedules(REPO / "config" / "schedules.toml", ActivationRequest)
     example = json.loads((REPO / "examples" / "activation-request.json").read_text())
     enabled = parsed.enabled
     assert [s.enabled for s in parsed.schedule] == [True, False]
@@ -130,7 +136,35 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_a_missing_file_is_a_schedule_error(tmp_path: Path) -> None:
     with pytest.raises(ScheduleError, match="cannot read the schedule file"):
-        load_schedules(tmp_path / "none.toml")
+        load_schedules(tmp_path / "none.toml", ActivationRequest)
+
+
+# --- cron parsing -----------------------------------------------------------------------------------
+
+CELERY_FORMS = [
+    "0 6 * * *", "*/15 * * * *", "0 0 29 2 *", "0 0 13 * fri", "30 23 * * 0", "5 1,13 1-7 * mon",
+    "1-5/2 */6 */10 */3 */2", "0 23-1 31-2 12-2 sat-mon", "0 0 * jan sun-sat", "05 9 * * MON,Wed",
+    "0 0 * * sunday", "*/60 * * * *", "0 12 1 jan,jul *",
+]
+
+
+@pytest.mark.parametrize("expr", CELERY_FORMS)
+def test_the_cron_parser_expands_every_form_exactly_as_celery_does(expr: str) -> None:
+    ours = parse_cron(expr)
+    m, h, dom, mon, dow = expr.split()
+    theirs = crontab(minute=m, hour=h, day_of_month=dom, month_of_year=mon, day_of_week=dow)
+    for field in ("minute", "hour", "day_of_month", "month_of_year", "day_of_week"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+    assert crontab(**ours.fields()) == theirs
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["5/15 * * * *", "mon * * * *", "0 6 * * 7", "0 6 * * 0-7", "1,,2 * * * *", "-5 * * * *", "23-1/2 * * * *"],
+)
+def test_forms_that_celery_rejects_or_reads_surprisingly_are_rejected(expr: str) -> None:
+    with pytest.raises(ValueError, match="field"):
+        parse_cron(expr)
 
 
 # --- fire times ------------------------------------------------------------------------------------
@@ -148,9 +182,7 @@ def test_next_fire_times_are_utc_and_strictly_after_now() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "expr", ["0 6 * * *", "*/15 * * * *", "0 0 29 2 *", "0 0 13 * fri", "30 23 * * 0", "5 1,13 1-7 * mon"]
-)
+@pytest.mark.parametrize("expr", CELERY_FORMS)
 def test_next_fire_time_agrees_with_celery_crontab(expr: str) -> None:
     m, h, dom, mon, dow = expr.split()
     celery_cron = crontab(m, h, dow, dom, mon, nowfun=lambda: NOW)
@@ -169,7 +201,7 @@ def test_the_previous_fire_time_is_the_slot_at_or_before_now() -> None:
 
 def test_three_daily_segment_job_schedules_warn_against_a_quota_of_two() -> None:
     text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("c", "0 3 * * *")
-    warnings = quota_warnings(parse_schedules(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    warnings = quota_warnings(parse(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
     assert len(warnings) == 7  # every day of the week ahead
     assert warnings[0] == (
         "3 segment-job schedule firings on 2026-12-01 against a quota of 2 per sandbox per day (a, b, c)"
@@ -182,19 +214,19 @@ def test_disabled_and_segment_free_schedules_do_not_count_against_the_segment_qu
         + entry("b", "0 2 * * *", enabled=False)
         + entry("c", "0 3 * * *", segment_job=False)
     )
-    assert quota_warnings(parse_schedules(text), segment_jobs_per_day=1, adhoc_per_day=20, now=NOW) == []
+    assert quota_warnings(parse(text), segment_jobs_per_day=1, adhoc_per_day=20, now=NOW) == []
 
 
 def test_a_weekly_overspend_is_reported_only_on_its_day() -> None:
     text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("wed", "0 3 * * wed")
-    warnings = quota_warnings(parse_schedules(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    warnings = quota_warnings(parse(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
     assert warnings == [
         "3 segment-job schedule firings on 2026-12-02 against a quota of 2 per sandbox per day (a, b, wed)"
     ]
 
 
 def test_a_schedule_firing_every_half_hour_overspends_the_adhoc_quota() -> None:
-    parsed = parse_schedules(entry("often", "*/30 * * * *", segment_job=False))
+    parsed = parse(entry("often", "*/30 * * * *", segment_job=False))
     warnings = quota_warnings(parsed, segment_jobs_per_day=2, adhoc_per_day=20, now=NOW, days=1)
     assert warnings == [
         "48 ad-hoc activation schedule firings on 2026-12-01 against a quota of 20 per org per day"
