@@ -208,6 +208,18 @@ class RunLedger:
             return True
         return _s(self._r.get(key)) == run_id
 
+    def lock_run(self, run_id: str, ttl_s: float) -> str | None:
+        """Exclusive execution of one step of ``run_id``; a token to unlock with, or None if held."""
+        token = uuid.uuid4().hex
+        if self._r.set(f"{self.key(run_id)}:lock", token, nx=True, px=max(1, int(ttl_s * 1000))):
+            return token
+        return None
+
+    def unlock_run(self, run_id: str, token: str) -> None:
+        # Compare-and-delete: never release a lock that expired and was taken by another execution.
+        script = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+        self._r.eval(script, 1, f"{self.key(run_id)}:lock", token)
+
     def enter(self, run_id: str, step_index: int, attempt: int) -> str:
         """Fence one execution: 'ok', 'stale', 'terminal' or 'missing' (see ``run_enter.lua``)."""
         result = self._enter(keys=[self.key(run_id)], args=[step_index, attempt, self._clock()])

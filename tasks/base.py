@@ -66,6 +66,19 @@ def run_step(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
     if verdict != "ok":
         log.info("run %s: dropping %s attempt %d (%s)", run_id, task.name, attempt, verdict)
         raise Ignore()
+    # Two copies of one message (a redelivery racing the original, or a pump that republished after a
+    # crash) pass the fence together. Only one may execute: the other comes back in a moment and is then
+    # dropped by the fence, or runs if the holder died (the lock expires with the task time limit).
+    token = rt.ledger.lock_run(run_id, rt.settings.task_time_limit_s)
+    if token is None:
+        reschedule(task, rt, run_id, 1.0, "another execution of this run is in progress")
+    try:
+        return _execute(task, rt, run_id, step, attempt)
+    finally:
+        rt.ledger.unlock_run(run_id, token or "")
+
+
+def _execute(task: Task, rt: Runtime, run_id: str, step: StepFn, attempt: int) -> dict[str, Any]:
     run = rt.ledger.get(run_id)
     assert run is not None
     step_name = task.name.rsplit(".", 1)[-1]

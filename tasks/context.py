@@ -109,7 +109,8 @@ def build_runtime(s: Settings) -> Runtime:
         ledger=RunLedger(client, s.aep_key_prefix, ttl_s=s.run_record_ttl_s),
         quotas=RedisQuotaLedger(client, s.aep_key_prefix, window_s=window),
         locks=AudienceLocks(client, s.aep_key_prefix),
-        delays=RedisDelayQueue(client, s.aep_key_prefix),
+        # A pump that dies mid-publish leaves a lease; keep it within one redelivery delay.
+        delays=RedisDelayQueue(client, s.aep_key_prefix, lease_s=max(5.0, min(60.0, s.visibility_timeout_s))),
     )
 
 
