@@ -1,0 +1,1 @@
+"""Chaos scenarios: kill -9, Redis restarts, AEP faults, quota races, shared audiences (``pytest -m chaos``)."""
