@@ -20,6 +20,7 @@ from aep.delays import RedisDelayQueue
 from aep.ledger import RunLedger
 from aep.locks import AudienceLocks
 from aep.quota import RedisQuotaLedger
+from aep.redis_url import redis_from_url
 from config.settings import Settings, get_settings
 
 
@@ -101,7 +102,7 @@ def build_client(s: Settings, client: redis.Redis) -> AEPClient:
 
 
 def build_runtime(s: Settings) -> Runtime:
-    client = redis.Redis.from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+    client = redis_from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
     window = s.quota_window_s
     return Runtime(
         settings=s,
