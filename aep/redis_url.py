@@ -44,7 +44,7 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
 def redis_from_url(url: str, **options: Any) -> redis.Redis:
     if url.startswith(("sentinel://", "sentinels://")):
         hosts, master, kwargs = parse_sentinel_url(url)
-        sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout", 10))
+        sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout", 10))  # type: ignore[no-untyped-call]
         client: redis.Redis = sentinel.master_for(master, **{**options, **kwargs})  # type: ignore[no-untyped-call]
         return client
     return redis.Redis.from_url(url, **options)
