@@ -102,7 +102,10 @@ def _start_flower(stack: Stack) -> tuple[subprocess.Popen[bytes] | None, str, st
     port = _free_port()
     creds = f"demo:{password}"
     env = {**stack.env(), "FLOWER_BASIC_AUTH": creds, "FLOWER_DB": str(stack.log_dir / "flower.db")}
-    proc = start_flower_process(stack.settings(), address="127.0.0.1", port=port, env=env)
+    with open(stack.log_dir / "flower.log", "ab") as log:
+        proc = start_flower_process(
+            stack.settings(), address="127.0.0.1", port=port, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     return proc, f"http://127.0.0.1:{port}", creds
 
 

@@ -23,7 +23,8 @@ def _noop(run_id: str) -> dict[str, Any]:
 
 
 def create_noop_app(settings: Settings) -> Celery:
-    app = Celery("bench_noop")
+    # set_as_current=False: the bench process produces our chains through `current_app`, which must stay ours.
+    app = Celery("bench_noop", set_as_current=False)
     app.config_from_object({**celery_config(settings), "imports": []})
     for name in NOOP_TASKS:
         app.task(name=name, acks_late=True, typing=False)(_noop)

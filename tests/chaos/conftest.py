@@ -133,3 +133,53 @@ def private_redis() -> Iterator[Callable[..., PrivateRedis]]:
     yield make
     for server in servers:
         server.stop()
+
+
+# --- requests and checks shared by the scenarios ------------------------------------------------------
+
+SEGMENT_POST = "/data/core/ups/segment/jobs"
+EXPORT_POST = "/data/core/ups/export/jobs"
+ADHOC_POST = "/data/core/activation/disflowprovider/adhocrun"
+S3 = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
+SFTP = "ef2dcbd6-36fc-49a3-afed-d7b8e8f724eb"
+AUD_A = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
+AUD_B = "7f04b2a6-5f7e-4e7f-9b3a-6d3c4e2a1b5c"
+AUD_C = "3a1b2c3d-4e5f-6789-abcd-ef0123456789"
+# Every (dataflow, audience) pair the simulator's fixture maps; AUD_B is on both dataflows.
+PAIRS = [(S3, AUD_A), (S3, AUD_B), (SFTP, AUD_B), (SFTP, AUD_C)]
+
+
+def v1_request(flow: str, audience: str, **extra: object) -> dict[str, object]:
+    """The tutorial's full chain (segment job, export job, ad-hoc v1) for one audience on one dataflow."""
+    return {
+        "activation_info": {flow: [audience]},
+        "segment_ids": [audience],
+        "export_job": {
+            "fields": "identities.id,personalEmail.address",
+            "filter": {"segments": [{"segmentId": audience, "segmentNs": "ups", "status": ["realized"]}]},
+            "destination": {"datasetId": "5b7c86968f7b6501e21ba9df"},
+            "schema": {"name": "_xdm.context.profile"},
+        },
+        "version": 1,
+        "started_by": "chaos",
+        **extra,
+    }
+
+
+def v2_request(activation_info: dict[str, list[str]], **extra: object) -> dict[str, object]:
+    """Ad-hoc v2 without the segment step: the quickest chain (run_activation → poll_activation)."""
+    return {"activation_info": activation_info, "version": 2, "segment_job": False, "started_by": "chaos", **extra}
+
+
+def duplicate_ids(runs: list, *, segment: bool, export: bool) -> dict[str, int]:
+    """How many AEP ids are shared by two or more of ``runs`` (each run must own its own)."""
+    out = {}
+    if segment:
+        ids = [r.segment_job_id for r in runs]
+        out["segment_job"] = len(ids) - len(set(ids))
+    if export:
+        ids = [r.export_job_id for r in runs]
+        out["export_job"] = len(ids) - len(set(ids))
+    flow_runs = [o["run_id"] for r in runs for o in r.flow_runs]
+    out["flow_run"] = len(flow_runs) - len(set(flow_runs))
+    return out
