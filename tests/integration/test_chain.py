@@ -53,6 +53,11 @@ def test_a_v2_chain_without_segment_or_export_steps_succeeds_with_one_activation
     (adhoc,) = stack.journal("POST", ADHOC_POST)
     assert "exportIds" not in adhoc["body"]
     assert adhoc["headers"].get("Accept") == "application/vnd.adobe.adhoc.activation+json; version=2"
+    # The task ids recorded for cancel/revoke are the ones the chain really ran under.
+    from celery.result import AsyncResult
+
+    last = AsyncResult(run.chain[-1])
+    assert run.chain and last.state == "SUCCESS" and last.result["run_id"] == run_id
 
 
 def test_the_same_idempotency_key_returns_the_same_run_and_starts_nothing_new(make_stack):
