@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aep import constants as c
 from aep.backoff import PollSchedule
@@ -31,6 +31,7 @@ from aep.models import (
     ExportJob,
     ExportJobStatus,
     FlowRunStatus,
+    JobError,
     SegmentJob,
     SegmentJobStatus,
 )
@@ -248,66 +249,65 @@ def _deadline_passed(ctx: StepContext, run: RunRecord, created_ms: int | None, s
     return ctx.clock() > started + schedule.deadline_s
 
 
-def poll_segment_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
-    job_id = run.segment_job_id
+class _PolledJob(Protocol):
+    @property
+    def status(self) -> SegmentJobStatus | ExportJobStatus: ...
+    @property
+    def errors(self) -> list[JobError]: ...
+    @property
+    def creationTime(self) -> int | None: ...
+
+
+def _poll_job(
+    ctx: StepContext,
+    run: RunRecord,
+    attempt: int,
+    *,
+    kind: str,
+    job_id: str | None,
+    get: Callable[[str], _PolledJob],
+    cancel: Callable[[str], Any],
+    terminal: frozenset[Any],
+    schedule: PollSchedule,
+) -> Outcome:
+    """Check one segment or export job once: done, failed, past its deadline (cancel it), or wait."""
     if not job_id:
-        raise JobFailed("no segment job recorded for this run", kind="segment")
-    job = ctx.client.segment_jobs.get(job_id)
-    ctx.ledger.update(run.run_id, aep_status=job.status.value)
-    if job.status == SegmentJobStatus.SUCCEEDED:
-        ctx.ledger.event(run.run_id, c.TASK_POLL_SEGMENT_JOB, "succeeded", f"segment job {job_id}")
-        return Done({"segment_job_id": job_id, "status": job.status.value})
-    if job.status in SEGMENT_JOB_TERMINAL:
+        raise JobFailed(f"no {kind} job recorded for this run", kind=kind)
+    job = get(job_id)
+    status = job.status.value
+    ctx.ledger.update(run.run_id, aep_status=status)
+    if status == "SUCCEEDED":
+        ctx.ledger.event(run.run_id, f"poll_{kind}_job", "succeeded", f"{kind} job {job_id}")
+        return Done({f"{kind}_job_id": job_id, "status": status})
+    if job.status in terminal:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
-        raise JobFailed(
-            f"segment job {job_id} ended {job.status.value}: {why}",
-            kind="segment",
-            job_id=job_id,
-            aep_status=job.status.value,
-        )
-    schedule = ctx.config.segment_poll
+        raise JobFailed(f"{kind} job {job_id} ended {status}: {why}", kind=kind, job_id=job_id, aep_status=status)
     if _deadline_passed(ctx, run, job.creationTime, schedule):
-        _cancel_quietly(lambda: ctx.client.segment_jobs.cancel(job_id))
+        _cancel_quietly(lambda: cancel(job_id))
         raise JobFailed(
-            f"segment job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
-            kind="segment",
+            f"{kind} job {job_id} still {status} after {schedule.deadline_s:.0f}s: cancelled",
+            kind=kind,
             job_id=job_id,
-            aep_status=job.status.value,
+            aep_status=status,
         )
     delay = schedule.delay(attempt, jitter=ctx.config.poll_jitter)
-    return Wait(
-        delay, f"segment job {job_id} is {job.status.value}", meta={"aep_job": job_id, "aep_status": job.status}
-    )
+    return Wait(delay, f"{kind} job {job_id} is {status}", meta={"aep_job": job_id, "aep_status": status})
+
+
+def poll_segment_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
+    jobs = ctx.client.segment_jobs
+    return _poll_job(
+        ctx, run, attempt, kind="segment", job_id=run.segment_job_id, get=jobs.get, cancel=jobs.cancel,
+        terminal=SEGMENT_JOB_TERMINAL, schedule=ctx.config.segment_poll,
+    )  # fmt: skip
 
 
 def poll_export_job(ctx: StepContext, run: RunRecord, attempt: int) -> Outcome:
-    job_id = run.export_job_id
-    if not job_id:
-        raise JobFailed("no export job recorded for this run", kind="export")
-    job = ctx.client.export_jobs.get(job_id)
-    ctx.ledger.update(run.run_id, aep_status=job.status.value)
-    if job.status == ExportJobStatus.SUCCEEDED:
-        ctx.ledger.event(run.run_id, c.TASK_POLL_EXPORT_JOB, "succeeded", f"export job {job_id}")
-        return Done({"export_job_id": job_id, "status": job.status.value})
-    if job.status in EXPORT_JOB_TERMINAL:
-        why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
-        raise JobFailed(
-            f"export job {job_id} ended {job.status.value}: {why}",
-            kind="export",
-            job_id=job_id,
-            aep_status=job.status.value,
-        )
-    schedule = ctx.config.export_poll
-    if _deadline_passed(ctx, run, job.creationTime, schedule):
-        _cancel_quietly(lambda: ctx.client.export_jobs.cancel(job_id))
-        raise JobFailed(
-            f"export job {job_id} still {job.status.value} after {schedule.deadline_s:.0f}s: cancelled",
-            kind="export",
-            job_id=job_id,
-            aep_status=job.status.value,
-        )
-    delay = schedule.delay(attempt, jitter=ctx.config.poll_jitter)
-    return Wait(delay, f"export job {job_id} is {job.status.value}", meta={"aep_job": job_id, "aep_status": job.status})
+    jobs = ctx.client.export_jobs
+    return _poll_job(
+        ctx, run, attempt, kind="export", job_id=run.export_job_id, get=jobs.get, cancel=jobs.cancel,
+        terminal=EXPORT_JOB_TERMINAL, schedule=ctx.config.export_poll,
+    )  # fmt: skip
 
 
 def _cancel_quietly(cancel: Callable[[], Any]) -> None:

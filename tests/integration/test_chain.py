@@ -113,3 +113,17 @@ def test_resume_restarts_a_failed_run_at_the_failed_jobs_create_step(make_stack)
     assert run.segment_job_id == failed.segment_job_id, "the segment job is reused, not re-created"
     assert run.export_job_id != failed.export_job_id
     assert stack.posts() == {"/ims/token/v3": 1, SEGMENT_POST: 1, EXPORT_POST: 2, ADHOC_POST: 1}
+
+
+def test_a_job_past_its_deadline_is_cancelled_and_the_run_fails_saying_so(make_stack):
+    from aep.simulator.config import SimulatorConfig
+
+    stack = make_stack(SimulatorConfig(speed=1, seed=4), env={"POLL_SEGMENT_DEADLINE_S": "1.5"})
+    stack.wait_worker_ready(stack.start_worker())
+    run_id = start_activation(example())
+    (run,) = wait_for_runs(stack, [run_id], timeout_s=30)
+    assert run.status == "failed" and run.step == "poll_segment_job"
+    assert "after 2s: cancelled" in (run.error or "") or "after 1s: cancelled" in (run.error or ""), run.error
+    (delete,) = stack.journal("DELETE", "/data/core/ups/segment/jobs/{id}")
+    assert delete["path"].endswith(run.segment_job_id)
+    assert EXPORT_POST not in stack.posts()
