@@ -92,10 +92,20 @@ class RunLedger:
     # --- creation ---------------------------------------------------------------------------------
 
     def create(
-        self, request: dict[str, Any], *, started_by: str, idempotency_key: str | None = None
+        self,
+        request: dict[str, Any],
+        *,
+        started_by: str,
+        idempotency_key: str | None = None,
+        run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[str, bool]:
-        """Create a run, or return the run that already owns ``idempotency_key``. ``(run_id, created)``."""
-        run_id = uuid.uuid4().hex
+        """Create a run, or return the run that already owns ``idempotency_key``. ``(run_id, created)``.
+
+        The record, its first timeline event and the recent-runs index are written in one transaction
+        (one round trip): enqueueing is on the producer's hot path.
+        """
+        run_id = run_id or uuid.uuid4().hex
         if idempotency_key is not None:
             idem = f"{self._prefix}idem:{idempotency_key}"
             if not self._r.set(idem, run_id, nx=True, ex=self._ttl):
@@ -113,12 +123,16 @@ class RunLedger:
             "updated_at": repr(now),
             "idempotency_key": idempotency_key or "",
         }
+        for name, value in (extra or {}).items():
+            fields[name] = json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else str(value)
+        event = json.dumps({"t": round(now, 3), "step": "queued", "event": "created", "detail": f"by {started_by}"})
         pipe = self._r.pipeline(transaction=True)
         pipe.hset(self.key(run_id), mapping=fields)
         pipe.expire(self.key(run_id), self._ttl)
+        pipe.rpush(self._timeline_key(run_id), event)
+        pipe.expire(self._timeline_key(run_id), self._ttl)
         pipe.zadd(f"{self._prefix}runs", {run_id: now})
         pipe.execute()
-        self.event(run_id, "queued", "created", f"by {started_by}")
         return run_id, True
 
     # --- reads --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from celery import chain, current_app, signature
@@ -54,12 +55,15 @@ def build_chain(run_id: str, steps: list[str]) -> Any:
     return chain(*(signature(name, args=(run_id,), immutable=True, app=current_app) for name in steps))
 
 
-def _launch(run_id: str, steps: list[str]) -> list[str]:
-    rt = runtime()
+def _frozen_chain(run_id: str, steps: list[str]) -> tuple[Any, list[str]]:
     canvas = build_chain(run_id, steps)
     canvas.freeze()
-    ids = [t.id for t in canvas.tasks]
-    rt.ledger.update(run_id, chain=ids)
+    return canvas, [t.id for t in canvas.tasks]
+
+
+def _launch(run_id: str, steps: list[str]) -> list[str]:
+    canvas, ids = _frozen_chain(run_id, steps)
+    runtime().ledger.update(run_id, chain=ids)
     canvas.apply_async()
     return ids
 
@@ -74,15 +78,21 @@ def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) 
     rt = runtime()
     if req.on_quota == "fail":
         _check_quotas(req)
-    run_id, created = rt.ledger.create(req.wire(), started_by=req.started_by, idempotency_key=req.idempotency_key)
-    if not created:
-        # Relaunch only a run whose producer died between recording it and enqueueing its chain.
-        if rt.redis.hsetnx(rt.ledger.key(run_id), "launched", 1):
-            _launch(run_id, req.steps())
-        return run_id
-    rt.redis.hset(rt.ledger.key(run_id), "launched", 1)
-    _launch(run_id, req.steps())
-    return run_id
+    run_id = uuid.uuid4().hex
+    canvas, ids = _frozen_chain(run_id, req.steps())
+    found, created = rt.ledger.create(
+        req.wire(),
+        started_by=req.started_by,
+        idempotency_key=req.idempotency_key,
+        run_id=run_id,
+        extra={"chain": ids, "launched": 1},
+    )
+    if created:
+        canvas.apply_async()
+    elif rt.redis.hsetnx(rt.ledger.key(found), "launched", 1):
+        # The producer that owns this key died between recording the run and recording it launched.
+        _launch(found, req.steps())
+    return found
 
 
 def _check_quotas(req: ActivationRequest) -> None:

@@ -47,7 +47,9 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "task_track_started": True,
         "task_time_limit": int(s.task_time_limit_s),
         "task_soft_time_limit": int(s.task_time_limit_s * 0.9),
-        "task_send_sent_event": True,
+        # No task-sent events: each would be a second publish on the producer's hot path, and Flower
+        # learns of every task from the worker's task-received event anyway.
+        "task_send_sent_event": False,
         "worker_send_task_events": True,
         "worker_prefetch_multiplier": 1,
         # A safety net only: our own waits never become ETA messages (aep/delays.py).
