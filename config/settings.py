@@ -82,15 +82,17 @@ class Settings(BaseSettings):
     aep_key_prefix: str = Field(default="aep:", min_length=1, pattern=r"^[A-Za-z0-9_.:{}-]+$")
 
     # --- Polling (seconds; delay(n) = min(cap, initial * factor**n)) ----------------------------
-    poll_factor: Annotated[float, Field(ge=1, le=10)] = 1.5
+    # With factor f a job is seen at most about (f - 1) x its run time after it ends: 1.1 keeps the
+    # detection delay near 10 % while a 13-minute segment job costs about 13 GETs (see BENCHMARKS.md).
+    poll_factor: Annotated[float, Field(ge=1, le=10)] = 1.1
     poll_jitter: Annotated[float, Field(ge=0, le=1)] = 0.2
     poll_segment_initial_s: Seconds = 30.0
     poll_segment_cap_s: Seconds = 300.0
     poll_segment_deadline_s: Seconds = 5 * 3600.0  # FAE "can take up to four hours"
-    poll_export_initial_s: Seconds = 15.0
+    poll_export_initial_s: Seconds = 10.0
     poll_export_cap_s: Seconds = 120.0
     poll_export_deadline_s: Seconds = 3 * 3600.0
-    poll_activation_initial_s: Seconds = 15.0
+    poll_activation_initial_s: Seconds = 10.0
     poll_activation_cap_s: Seconds = 120.0
     poll_activation_deadline_s: Seconds = 6 * 3600.0
 

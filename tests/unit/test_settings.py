@@ -225,7 +225,7 @@ def test_a_blank_variable_means_unset_and_a_blank_secret_is_not_a_credential(
     assert s.aep_client_id is None
     assert s.aep_sandbox_name is None
     assert s.aep_client_secret is None
-    assert s.poll_factor == 1.5
+    assert s.poll_factor == 1.1
     assert any("AEP_CLIENT_SECRET" in p for p in s.aep_problems())
 
 
