@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from celery import Task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from kombu.utils.json import dumps
 
 from aep import constants as c
@@ -60,6 +61,16 @@ def run_step(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
     """Execute one step of one run, and turn its outcome into Celery control flow."""
     if not isinstance(run_id, str) or not run_id:
         raise Ignore()
+    try:
+        return _fenced(task, run_id, step)
+    except redis.RedisError:
+        # Our own Redis blinked: put the message back rather than lose it. If Redis is down for good the
+        # reject cannot be sent either, and the transport redelivers after visibility_timeout.
+        log.warning("run %s: Redis error in %s; requeueing", run_id, task.name, exc_info=True)
+        raise Reject(requeue=True) from None
+
+
+def _fenced(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
     rt = runtime()
     attempt = task.request.retries or 0
     verdict = rt.ledger.enter(run_id, task.step_index, attempt)
@@ -117,6 +128,16 @@ def _execute(task: Task, rt: Runtime, run_id: str, step: StepFn, attempt: int) -
         raise
     except AEPError as exc:  # pragma: no cover - every AEPError is classified above
         fail_run(rt, run_id, step_name, exc)
+        raise
+    except redis.RedisError:
+        raise  # run_step requeues the message
+    except SoftTimeLimitExceeded:
+        delay = _error_delay(rt, run_id, step_name)
+        reschedule(task, rt, run_id, delay, "step ran past its soft time limit; retrying")
+    except Exception as exc:
+        # A bug or an input we did not foresee: fail the run with the reason instead of leaving it
+        # "running" forever, and never crash-loop on the same message.
+        fail_run(rt, run_id, step_name, exc, f"unexpected {type(exc).__name__}: ")
         raise
     rt.ledger.update(run_id, **{f"errors__{step_name}": None})
     if isinstance(outcome, Wait):
