@@ -30,7 +30,7 @@ bench: $(INSTALLED)
 	$(PY) -m tests.bench
 
 chaos: $(INSTALLED)
-	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
+	CHAOS_SCALE=full $(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 
 # Caches and build output only; the venv stays (rm -rf $(VENV) to rebuild it from scratch).
 clean:

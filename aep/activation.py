@@ -171,7 +171,8 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
             return Done({"segment_job_id": found.id})
     if wait := _reserve(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, ctx.config.quota_segment_jobs, req.on_quota):
         return wait
-    ctx.ledger.update(run.run_id, intent__segment_job=ctx.clock())
+    if intent is None:
+        ctx.ledger.update(run.run_id, intent__segment_job=ctx.clock())
     job = _post_guarded(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, lambda: ctx.client.segment_jobs.create(ids))
     _claim_created(ctx, run, "segment_job", job.id)
     ctx.ledger.event(
@@ -225,7 +226,8 @@ def create_export_job(ctx: StepContext, run: RunRecord) -> Outcome:
             log.warning("run %s: adopted export job %s created before a crash", run.run_id, found.id)
             ctx.ledger.event(run.run_id, c.TASK_CREATE_EXPORT_JOB, "adopted", found.id, export_job_id=found.id)
             return Done({"export_job_id": found.id})
-    ctx.ledger.update(run.run_id, intent__export_job=ctx.clock())
+    if intent is None:
+        ctx.ledger.update(run.run_id, intent__export_job=ctx.clock())
     spec = req.export_job
     job = _post_guarded(ctx, run, None, "", lambda: ctx.client.export_jobs.create(spec))
     _claim_created(ctx, run, "export_job", job.id)
@@ -326,14 +328,16 @@ def _orders_since(ctx: StepContext, run_id: str, req: ActivationRequest, since_s
     found = []
     for flow_id, audiences in req.activation_info.items():
         for flow_run in ctx.client.flow_runs.list(flow_id=flow_id, limit=50).items:
-            if (flow_run.createdAt or 0) / 1000 < since_s or not ctx.ledger.claim("flow_run", flow_run.id, run_id):
+            if (flow_run.createdAt or 0) / 1000 < since_s:
                 continue
             entities = _run_entities(flow_run.metrics.recordSummary)
-            for audience in audiences:
-                if f"segment:{audience}" in entities:
-                    found.append(
-                        {"segment": audience, "order": flow_id, "run_id": flow_run.id, "status": flow_run.status.value}
-                    )
+            ours = [a for a in audiences if f"segment:{a}" in entities]
+            # Claim only a run that touches our audiences: claiming first would take a sibling run's
+            # flow run away from its owner, which would then activate a second time.
+            if not ours or not ctx.ledger.claim("flow_run", flow_run.id, run_id):
+                continue
+            status = flow_run.status.value
+            found += [{"segment": a, "order": flow_id, "run_id": flow_run.id, "status": status} for a in ours]
     return found
 
 
@@ -377,7 +381,9 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
     export_ids = [run.export_job_id] if req.version == 1 and run.export_job_id else None
     if req.version == 1 and not export_ids:
         raise JobFailed("ad-hoc v1 needs an export id, and this run has none", kind="activation")
-    ctx.ledger.update(run.run_id, intent__activation=ctx.clock())
+    if intent is None:
+        # Keep the first intent: the search window must reach back to the first POST whose answer was lost.
+        ctx.ledger.update(run.run_id, intent__activation=ctx.clock())
     try:
         answer = _post_guarded(
             ctx,
@@ -387,8 +393,11 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
             lambda: ctx.client.activations.run(req.activation_info, export_ids=export_ids, version=req.version),
         )
     except Conflict as exc:
-        # "Run already going on for audience …": someone else's run; defer, do not fail.
-        ctx.ledger.update(run.run_id, intent__activation=None)
+        # "Run already going on for audience …": defer, do not fail. When an earlier POST of ours lost its
+        # answer, the run going on may be ours, still processing (its flow run names no audiences until it
+        # ends, so it cannot be matched yet): keep the intent, and the next look finds and adopts it.
+        if intent is None:
+            ctx.ledger.update(run.run_id, intent__activation=None)
         delay = ctx.config.activation_poll.initial_s
         return Wait(
             delay, f"AEP: run already going on for audience {exc.segment_id} (run {exc.flow_run_id})", waiting=True

@@ -8,11 +8,12 @@ check in ``workers/checks.py`` refuses a configuration where it does not.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Celery
 
-from config.settings import Settings, get_settings
+from config.settings import Settings, SettingsError, get_settings
 from workers.pump import DelayPump
 
 
@@ -70,8 +71,18 @@ def _sentinel_master(url: str) -> str:
 
 
 def create_app(settings: Settings | None = None) -> Celery:
+    if settings is None:
+        try:
+            settings = get_settings()
+        except SettingsError as exc:
+            # Every entry point imports this module first: say what is wrong, not a traceback.
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     app = Celery("aep_activator")
-    app.config_from_object(celery_config(settings or get_settings()))
+    # The default app in every thread: a producer thread must not build chains on Celery's empty
+    # fallback app (current_app is per thread), or its runs are never delivered.
+    app.set_default()
+    app.config_from_object(celery_config(settings))
     app.steps["worker"].add(DelayPump)
     return app
 
