@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -133,6 +135,44 @@ def private_redis() -> Iterator[Callable[..., PrivateRedis]]:
     yield make
     for server in servers:
         server.stop()
+
+
+def repoint_app(settings: object | None) -> None:
+    """Point this process's Celery app (and runtime) at other settings, dropping its cached connections.
+
+    ``workers.app.configure`` updates the config, but the app keeps its broker pool, producer pool and
+    result backend, which stay bound to the old Redis. Tests on a private Redis must drop them both ways.
+    """
+    from tasks import context
+    from workers import app
+    from workers.app import configure
+
+    with warnings.catch_warnings():
+        # The old connections may point at a server that is gone; closing them is best effort.
+        warnings.simplefilter("ignore", ResourceWarning)
+        if app._pool is not None:
+            with contextlib.suppress(Exception):
+                app._pool.force_close_all()
+        if app.amqp._producer_pool is not None:
+            with contextlib.suppress(Exception):
+                app.amqp._producer_pool.force_close_all()
+        backend = app._backend
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                backend.result_consumer.stop()
+            with contextlib.suppress(Exception):
+                backend.client.connection_pool.disconnect()
+        with contextlib.suppress(Exception):
+            context.runtime().redis.close()
+        app._pool = None
+        app.amqp._producer_pool = None
+        app._backend_cache = None
+        app._local.backend = None
+        if settings is None:
+            context.configure(None)
+        else:
+            configure(app, settings)  # type: ignore[arg-type]
+        gc.collect()
 
 
 # --- requests and checks shared by the scenarios ------------------------------------------------------
