@@ -27,6 +27,7 @@ from pydantic import SecretStr, ValidationError
 
 from aep.errors import AuthError, RateLimited, TransientError, error_from_exception
 from aep.models import TokenResponse
+from aep.scripts import load_script
 
 
 class TokenProvider(Protocol):
@@ -91,6 +92,8 @@ class IMSTokenProvider:
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._clock = clock
         self.fetches = 0  # tokens this instance fetched from IMS (for tests and stats)
+        self._local: tuple[str, float] | None = None
+        self._unlock = load_script(redis_client, "compare_and_delete")
 
     def __repr__(self) -> str:
         return f"IMSTokenProvider(url={self._url!r}, client_id={self._client_id!r}, secret=**********)"
@@ -107,8 +110,13 @@ class IMSTokenProvider:
 
     def token(self) -> str:
         now = self._clock()
+        # This process's copy first: reading Redis before every AEP request costs a round trip each.
+        # Another process's refresh is picked up once our copy nears expiry, or after a 401 (invalidate).
+        if self._local is not None and now < self._local[1] - self._margin:
+            return self._local[0]
         cached = self._cached()
         if cached and now < cached[1] - self._margin:
+            self._local = cached
             return cached[0]
         lock_id = uuid.uuid4().hex
         if not self._redis.set(self._lock_key, lock_id, nx=True, px=self._lock_ttl_ms):
@@ -120,6 +128,7 @@ class IMSTokenProvider:
             # Re-check under the lock: the previous holder may have just stored a fresh token.
             cached = self._cached()
             if cached and self._clock() < cached[1] - self._margin:
+                self._local = cached
                 return cached[0]
             return self._fetch()
         finally:
@@ -127,8 +136,7 @@ class IMSTokenProvider:
 
     def _release(self, lock_id: str) -> None:
         # Compare-and-delete, so a lock that expired and was re-taken is not released by us.
-        script = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-        self._redis.eval(script, 1, self._lock_key, lock_id)
+        self._unlock(keys=[self._lock_key], args=[lock_id])
 
     def _fetch(self) -> str:
         form = {
@@ -160,9 +168,12 @@ class IMSTokenProvider:
         ttl_ms = max(1000, int(body.expires_in * 1000))
         self._redis.set(self._key, json.dumps({"access_token": body.access_token, "expires_at": expires_at}), px=ttl_ms)
         self.fetches += 1
+        self._local = (body.access_token, expires_at)
         return body.access_token
 
     def invalidate(self, token: str) -> None:
+        if self._local is not None and self._local[0] == token:
+            self._local = None
         cached = self._cached()
         if cached and cached[0] == token:
             self._redis.delete(self._key)

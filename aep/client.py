@@ -16,6 +16,7 @@ A 401 triggers one token refresh and one re-send (AEP did not act on a request i
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import Iterator
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -79,6 +80,10 @@ def make_session(*, retries: int = 2, pool_size: int = 10) -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
+    # requests re-reads proxy settings from the environment on every request (a quarter of a call's
+    # time in the benchmark). Read them once here instead; NO_PROXY is not consulted per host then.
+    session.trust_env = False
+    session.proxies = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
     adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -82,6 +82,7 @@ class RunLedger:
         self._ttl = int(ttl_s)
         self._clock = clock
         self._enter = load_script(client, "run_enter")
+        self._unlock = load_script(client, "compare_and_delete")
 
     def key(self, run_id: str) -> str:
         return f"{self._prefix}run:{run_id}"
@@ -137,11 +138,12 @@ class RunLedger:
 
     # --- reads --------------------------------------------------------------------------------------
 
-    def get(self, run_id: str) -> RunRecord | None:
+    def get(self, run_id: str, *, timeline: bool = True) -> RunRecord | None:
+        """The run record; ``timeline=False`` skips reading the events (the steps do not need them)."""
         raw = {_s(k): _s(v) for k, v in self._r.hgetall(self.key(run_id)).items()}
         if not raw:
             return None
-        events = [json.loads(e) for e in self._r.lrange(self._timeline_key(run_id), 0, -1)]
+        events = [json.loads(e) for e in self._r.lrange(self._timeline_key(run_id), 0, -1)] if timeline else []
 
         def num(name: str) -> float | None:
             value = raw.get(name)
@@ -184,6 +186,11 @@ class RunLedger:
 
     def update(self, run_id: str, **fields: Any) -> None:
         """Set fields (``None`` deletes one). Lists and dicts are stored as JSON."""
+        pipe = self._r.pipeline(transaction=True)
+        self._queue_update(pipe, run_id, fields)
+        pipe.execute()
+
+    def _queue_update(self, pipe: Any, run_id: str, fields: dict[str, Any]) -> None:
         to_set: dict[_Key, _Value] = {"updated_at": repr(self._clock())}
         to_del: list[str] = []
         for name, value in fields.items():
@@ -194,18 +201,16 @@ class RunLedger:
                 to_set[name] = json.dumps(value, separators=(",", ":"))
             else:
                 to_set[name] = str(value)
-        pipe = self._r.pipeline(transaction=True)
         pipe.hset(self.key(run_id), mapping=to_set)
         if to_del:
             pipe.hdel(self.key(run_id), *to_del)
-        pipe.execute()
 
     def event(self, run_id: str, at_step: str, event: str, detail: str = "", /, **fields: Any) -> None:
-        """Append a timeline event ``at_step`` and update ``fields`` of the record."""
+        """Append a timeline event ``at_step`` and update ``fields`` of the record, in one round trip."""
         at_step = at_step.rsplit(".", 1)[-1]  # "activation.poll_segment_job" -> "poll_segment_job"
         entry = json.dumps({"t": round(self._clock(), 3), "step": at_step, "event": event, "detail": detail})
-        self.update(run_id, **fields)
-        pipe = self._r.pipeline(transaction=False)
+        pipe = self._r.pipeline(transaction=True)
+        self._queue_update(pipe, run_id, fields)
         pipe.rpush(self._timeline_key(run_id), entry)
         pipe.ltrim(self._timeline_key(run_id), -TIMELINE_MAX, -1)
         pipe.expire(self._timeline_key(run_id), self._ttl)
@@ -231,8 +236,7 @@ class RunLedger:
 
     def unlock_run(self, run_id: str, token: str) -> None:
         # Compare-and-delete: never release a lock that expired and was taken by another execution.
-        script = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-        self._r.eval(script, 1, f"{self.key(run_id)}:lock", token)
+        self._unlock(keys=[f"{self.key(run_id)}:lock"], args=[token])
 
     def enter(self, run_id: str, step_index: int, attempt: int) -> str:
         """Fence one execution: 'ok', 'stale', 'terminal' or 'missing' (see ``run_enter.lua``)."""

@@ -90,7 +90,7 @@ def _fenced(task: Task, run_id: str, step: StepFn) -> dict[str, Any]:
 
 
 def _execute(task: Task, rt: Runtime, run_id: str, step: StepFn, attempt: int) -> dict[str, Any]:
-    run = rt.ledger.get(run_id)
+    run = rt.ledger.get(run_id, timeline=False)
     assert run is not None
     step_name = task.name.rsplit(".", 1)[-1]
     if run.step != step_name or run.status != "running":
@@ -173,7 +173,7 @@ def fail_run(rt: Runtime, run_id: str, step_name: str, exc: BaseException, prefi
     message = f"{prefix}{exc}"
     if rt.ledger.finish_if_open(run_id, "failed", message, step=step_name, error=message):
         log.error("run %s failed at %s: %s", run_id, step_name, message)
-    run = rt.ledger.get(run_id)
+    run = rt.ledger.get(run_id, timeline=False)
     if run is not None:
         try:
             audiences = ActivationRequest.model_validate(run.request).audiences

@@ -200,12 +200,24 @@ def test_a_trailing_slash_on_the_ims_url_is_harmless(
 def test_a_corrupt_cache_entry_is_replaced_by_a_fresh_token(
     ims: IMSStub, make_provider: Callable[..., IMSTokenProvider], redis_client: redis.Redis
 ) -> None:
+    # Each read is by a new provider, as another process would read it: a provider keeps its own copy.
     provider = make_provider()
     provider.token()
     redis_client.set(provider._key, b"not json")
-    assert provider.token() == ims.tokens[1]
+    assert make_provider().token() == ims.tokens[1]
     redis_client.set(provider._key, json.dumps({"access_token": "x"}))
-    assert provider.token() == ims.tokens[2]
+    assert make_provider().token() == ims.tokens[2]
+
+
+def test_a_provider_reuses_its_own_copy_without_reading_redis(
+    ims: IMSStub, make_provider: Callable[..., IMSTokenProvider], redis_client: redis.Redis
+) -> None:
+    provider = make_provider()
+    first = provider.token()
+    redis_client.delete(provider._key)
+    assert provider.token() == first and len(ims.tokens) == 1
+    provider.invalidate(first)
+    assert provider.token() == ims.tokens[1]
 
 
 # ------------------------------------------------------------------------------------------------
