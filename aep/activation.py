@@ -119,14 +119,29 @@ def _settle(ctx: StepContext, run: RunRecord, quota: str, scope: str, *, accepte
         ctx.quotas.refund(quota, scope, _holder(run), int(window))
 
 
-def _post_guarded(ctx: StepContext, run: RunRecord, quota: str | None, scope: str, send: Callable[[], Any]) -> Any:
-    """Send one POST whose intent is recorded; settle the quota by what we know of the outcome."""
+def _post_guarded(
+    ctx: StepContext,
+    run: RunRecord,
+    quota: str | None,
+    scope: str,
+    send: Callable[[], Any],
+    *,
+    fresh_intent: str | None = None,
+) -> Any:
+    """Send one POST whose intent is recorded; settle the quota by what we know of the outcome.
+
+    ``fresh_intent`` names the intent field when this attempt recorded it: if AEP demonstrably did not
+    accept the POST, that intent is forgotten, so the next attempt need not look before creating.
+    An intent left by an earlier attempt whose outcome is unknown is always kept.
+    """
     try:
         answer = send()
     except AEPError as exc:
         if refunds_quota(exc):
             if quota:
                 _settle(ctx, run, quota, scope, accepted=False)
+            if fresh_intent and not isinstance(exc, Conflict):
+                ctx.ledger.update(run.run_id, **{fresh_intent.replace(":", "__"): None})
         else:
             # Timeout or 5xx after sending: AEP may have accepted. Spend the quota (never overshoot) and
             # keep the intent, so the retry looks for the job before creating another.
@@ -173,7 +188,10 @@ def create_segment_job(ctx: StepContext, run: RunRecord) -> Outcome:
         return wait
     if intent is None:
         ctx.ledger.update(run.run_id, intent__segment_job=ctx.clock())
-    job = _post_guarded(ctx, run, c.QUOTA_SEGMENT_JOBS, scope, lambda: ctx.client.segment_jobs.create(ids))
+    job = _post_guarded(
+        ctx, run, c.QUOTA_SEGMENT_JOBS, scope, lambda: ctx.client.segment_jobs.create(ids),
+        fresh_intent="intent:segment_job" if intent is None else None,
+    )  # fmt: skip
     _claim_created(ctx, run, "segment_job", job.id)
     ctx.ledger.event(
         run.run_id,
@@ -229,7 +247,10 @@ def create_export_job(ctx: StepContext, run: RunRecord) -> Outcome:
     if intent is None:
         ctx.ledger.update(run.run_id, intent__export_job=ctx.clock())
     spec = req.export_job
-    job = _post_guarded(ctx, run, None, "", lambda: ctx.client.export_jobs.create(spec))
+    job = _post_guarded(
+        ctx, run, None, "", lambda: ctx.client.export_jobs.create(spec),
+        fresh_intent="intent:export_job" if intent is None else None,
+    )  # fmt: skip
     _claim_created(ctx, run, "export_job", job.id)
     ctx.ledger.event(
         run.run_id,
@@ -391,8 +412,15 @@ def run_activation(ctx: StepContext, run: RunRecord) -> Outcome:
             c.QUOTA_ADHOC,
             org,
             lambda: ctx.client.activations.run(req.activation_info, export_ids=export_ids, version=req.version),
+            fresh_intent="intent:activation" if intent is None else None,
         )
-    except Conflict as exc:
+    except AEPError as exc:
+        if not isinstance(exc, Conflict):
+            if refunds_quota(exc):
+                # AEP did not take the activation (a 429 may ask us to wait hours): let other runs have
+                # the audiences meanwhile; the retry takes them again.
+                ctx.locks.release(req.audiences, run.run_id)
+            raise
         # "Run already going on for audience …": defer, do not fail. When an earlier POST of ours lost its
         # answer, the run going on may be ours, still processing (its flow run names no audiences until it
         # ends, so it cannot be matched yet): keep the intent, and the next look finds and adopts it.

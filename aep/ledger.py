@@ -83,6 +83,7 @@ class RunLedger:
         self._clock = clock
         self._enter = load_script(client, "run_enter")
         self._unlock = load_script(client, "compare_and_delete")
+        self._set_status = load_script(client, "run_status")
 
     def key(self, run_id: str) -> str:
         return f"{self._prefix}run:{run_id}"
@@ -193,6 +194,11 @@ class RunLedger:
     def _queue_update(self, pipe: Any, run_id: str, fields: dict[str, Any]) -> None:
         to_set: dict[_Key, _Value] = {"updated_at": repr(self._clock())}
         to_del: list[str] = []
+        status = fields.pop("status", None)
+        if status is not None:
+            if status in TERMINAL:
+                raise ValueError("terminal statuses are set with finish_if_open()")
+            self._set_status(keys=[self.key(run_id)], args=[status], client=pipe)
         for name, value in fields.items():
             name = name.replace("__", ":")
             if value is None:

@@ -181,7 +181,9 @@ def resume_run(run_id: str) -> RunRecord:
     if forget:
         rt.redis.hincrby(key, "generation", 1)
     rt.ledger.reset_cursor(index - 1, run_id)
-    rt.ledger.event(run_id, step, "resumed", f"from {step}", status="queued", step=step)
+    # The one transition out of a terminal status, so it bypasses the ledger's terminal guard.
+    rt.redis.hset(key, "status", "queued")
+    rt.ledger.event(run_id, step, "resumed", f"from {step}", step=step)
     _launch(run_id, steps[start:])
     return rt.ledger.get(run_id) or run
 

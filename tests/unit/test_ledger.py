@@ -127,3 +127,12 @@ def test_a_member_whose_publisher_died_is_handed_out_again_after_its_lease(
     assert delays.pop_due() == []
     clock.t = 10.0
     assert delays.pop_due() == [("m", "p")]
+
+
+def test_a_step_finishing_after_a_cancel_cannot_write_running_back(ledger: RunLedger) -> None:
+    run_id, _ = ledger.create({}, started_by="t")
+    assert ledger.finish_if_open(run_id, "cancelled")
+    ledger.event(run_id, "poll_segment_job", "waiting", "still processing", status="running", wait_until=5)
+    ledger.update(run_id, status="waiting")
+    record = ledger.get(run_id)
+    assert record is not None and record.status == "cancelled"
