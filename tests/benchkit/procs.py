@@ -94,3 +94,15 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of one process (``/proc/<pid>/stat`` fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size, MiB: shared pages (the prefork children share the parent's) counted once overall."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def tree_pss_mb(pid: int) -> float:
+    return pss_mb(pid) + sum(pss_mb(c) for c in children(pid))

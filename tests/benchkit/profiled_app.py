@@ -1,0 +1,42 @@
+"""Our Celery app with cProfile in every pool child: ``python -m tests.bench --profile DIR``.
+
+``celery -A tests.benchkit.profiled_app worker`` runs ``workers.app`` unchanged; when
+``BENCH_PROFILE_DIR`` is set, each pool child profiles itself from its start until its shutdown and
+dumps ``<dir>/child-<pid>.prof``, and the main process (consumer, delay pump) dumps ``main-<pid>.prof``.
+For investigation only; the figures in BENCHMARKS.md come from unprofiled workers.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+from pathlib import Path
+from typing import Any
+
+from celery import signals
+
+from workers import app
+
+__all__ = ["app"]
+
+_DIR = os.environ.get("BENCH_PROFILE_DIR")
+_profiler: cProfile.Profile | None = None
+
+
+def _start(**_: Any) -> None:
+    global _profiler
+    _profiler = cProfile.Profile()
+    _profiler.enable()
+
+
+def _dump(kind: str) -> None:
+    if _profiler is not None and _DIR:
+        _profiler.disable()
+        _profiler.dump_stats(Path(_DIR) / f"{kind}-{os.getpid()}.prof")
+
+
+if _DIR:
+    signals.worker_process_init.connect(_start, weak=False)
+    signals.worker_process_shutdown.connect(lambda **_: _dump("child"), weak=False)
+    signals.worker_init.connect(_start, weak=False)
+    signals.worker_shutdown.connect(lambda **_: _dump("main"), weak=False)
