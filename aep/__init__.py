@@ -1,0 +1,4 @@
+
+from aep_activator import canonical
+
+canonical(__name__)

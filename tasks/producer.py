@@ -1,6 +1,6 @@
 """The producer API: start, cancel and resume activation runs.
 
-    from tasks import start_activation
+    from aep_activator.tasks import start_activation
     run_id = start_activation(ActivationRequest(...))      # or a dict / JSON string of one
 
 Nothing is enqueued unless the request validates. The same ``idempotency_key`` returns the same run
@@ -15,14 +15,15 @@ import time
 import uuid
 from typing import Any
 
-from celery import chain, current_app, signature
+from celery import chain, signature
 from pydantic import ValidationError
 
-from aep import constants as c
-from aep.errors import AEPError, QuotaExhausted
-from aep.ledger import TERMINAL, RunRecord
-from aep.request import ActivationRequest
-from tasks.context import runtime
+from aep_activator.aep.api.errors import AEPError, QuotaExhausted
+from aep_activator.aep.coordination.runs import TERMINAL, RunRecord
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.tasks.celery import app
+from aep_activator.tasks.runtime import runtime
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def describe(exc: ValidationError) -> str:
 
 def build_chain(run_id: str, steps: list[str]) -> Any:
     """The run's Celery chain: immutable signatures by task name, each taking only the run id."""
-    return chain(*(signature(name, args=(run_id,), immutable=True, app=current_app) for name in steps))
+    return chain(*(signature(name, args=(run_id,), immutable=True, app=app) for name in steps))
 
 
 def _frozen_chain(run_id: str, steps: list[str]) -> tuple[Any, list[str]]:
@@ -125,7 +126,7 @@ def cancel_run(run_id: str) -> RunRecord:
         return run
     rt.ledger.finish_if_open(run_id, "cancelled", "cancelled by an operator", step=run.step)
     if run.chain:
-        current_app.control.revoke(run.chain)
+        app.control.revoke(run.chain)
     aep_status = (run.aep_status or "").upper()
     in_flight = aep_status not in {"SUCCEEDED", "FAILED", "CANCELLED"}
     try:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task
 
-from aep import activation
-from aep import constants as c
-from tasks.base import StepTask, run_step
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.aep.pipeline import steps as activation
+from aep_activator.tasks.celery import app
+from aep_activator.tasks.policy import StepTask, run_step
 
 
 def _poll_free(step: Any) -> Any:
@@ -19,44 +20,44 @@ def _poll_free(step: Any) -> Any:
     return lambda ctx, run, attempt: step(ctx, run)
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_CREATE_SEGMENT_JOB, step_index=0)
+@app.task(bind=True, base=StepTask, name=c.TASK_CREATE_SEGMENT_JOB, step_index=0)
 def create_segment_job(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, _poll_free(activation.create_segment_job))
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_POLL_SEGMENT_JOB, step_index=1)
+@app.task(bind=True, base=StepTask, name=c.TASK_POLL_SEGMENT_JOB, step_index=1)
 def poll_segment_job(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, activation.poll_segment_job)
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_CREATE_EXPORT_JOB, step_index=2)
+@app.task(bind=True, base=StepTask, name=c.TASK_CREATE_EXPORT_JOB, step_index=2)
 def create_export_job(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, _poll_free(activation.create_export_job))
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_POLL_EXPORT_JOB, step_index=3)
+@app.task(bind=True, base=StepTask, name=c.TASK_POLL_EXPORT_JOB, step_index=3)
 def poll_export_job(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, activation.poll_export_job)
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_RUN_ACTIVATION, step_index=4)
+@app.task(bind=True, base=StepTask, name=c.TASK_RUN_ACTIVATION, step_index=4)
 def run_activation(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, _poll_free(activation.run_activation))
 
 
-@shared_task(bind=True, base=StepTask, name=c.TASK_POLL_ACTIVATION, step_index=5)
+@app.task(bind=True, base=StepTask, name=c.TASK_POLL_ACTIVATION, step_index=5)
 def poll_activation(self: Task, run_id: str) -> dict[str, Any]:
     return run_step(self, run_id, activation.poll_activation)
 
 
-@shared_task(bind=True, name=c.TASK_START, acks_late=True)
+@app.task(bind=True, name=c.TASK_START, acks_late=True)
 def start(self: Task, **request: Any) -> dict[str, Any]:
     """Public entry: ``send_task("activation.start", kwargs=<ActivationRequest JSON>)`` from any service.
 
     Validates exactly like :func:`tasks.start_activation`; an invalid request fails this task with the
     validation message and starts nothing. The same ``idempotency_key`` returns the same run id.
     """
-    from tasks.producer import start_activation
+    from aep_activator.tasks.producer import start_activation
 
     # A redelivered start message (the worker died after recording the run) must not start a second
     # run: without a producer's key, the message's own id is the idempotency key.

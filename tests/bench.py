@@ -40,19 +40,19 @@ import celery
 import kombu
 import redis
 
-from aep.embedded_redis import provision
-from aep.simulator.config import Durations, Guardrails, SimulatorConfig
-from tasks import context
-from tasks.context import token_provider
-from tasks.producer import start_activation
+from aep_activator.aepsim.config import Durations, Guardrails, SimulatorConfig
+from aep_activator.devstack.embedded_redis import provision
+from aep_activator.devstack.stack import REPO_ROOT, Stack
+from aep_activator.tasks import runtime
+from aep_activator.tasks.celery import configure
+from aep_activator.tasks.producer import start_activation
+from aep_activator.tasks.runtime import token_provider
+from aep_activator.workers import app
 from tests.benchkit import procs
 from tests.benchkit.fixture import request, write_fixture
 from tests.benchkit.noop import create_noop_app, send_noop_chain
 from tests.benchkit.report import render
 from tests.benchkit.results import RESULT_PREFIX, delete_results, wait_results
-from workers import app
-from workers.app import configure
-from workers.stack import REPO_ROOT, Stack
 
 SEED = 20261128
 UNLIMITED = 10**9
@@ -108,7 +108,7 @@ def bench_stack(redis_url: str, sim: SimulatorConfig, env: dict[str, str]) -> It
     extra_results: list[str] = []
     stack.bench_results = extra_results  # type: ignore[attr-defined]  # task ids not in any run's chain
     try:
-        configure(app, stack.settings())
+        configure(stack.settings())
         yield stack
     finally:
         with contextlib.suppress(Exception):
@@ -117,7 +117,7 @@ def bench_stack(redis_url: str, sim: SimulatorConfig, env: dict[str, str]) -> It
         with contextlib.suppress(Exception), redis.Redis.from_url(redis_url) as client:
             delete_results(client, our_task_ids(client, stack.prefix) + extra_results)
         stack.stop()
-        context.configure(None)
+        runtime.configure(None)
 
 
 def our_task_ids(client: redis.Redis, prefix: str) -> list[str]:
@@ -164,7 +164,7 @@ def bench_overhead(redis_url: str, sizes: Sizes, profile_dir: Path | None = None
     ours = Throughput("our v1 chain (6 tasks)", sizes.chains, tasks_per_chain=6)
     bare = Throughput("bare Celery chain (5 no-op tasks)", sizes.chains, tasks_per_chain=5)
     with bench_stack(redis_url, sim, {**NO_QUOTAS}) as stack, redis.Redis.from_url(redis_url) as client:
-        ledger = context.runtime().ledger
+        ledger = runtime.runtime().ledger
 
         def send_ours(i: int) -> str:
             run_id = start_activation(request(i))
@@ -184,7 +184,7 @@ def bench_overhead(redis_url: str, sizes: Sizes, profile_dir: Path | None = None
         # hits both variants alike. The idle one costs little (ours: one delay-pump Lua call per tick).
         variants: list[tuple[Throughput, str, str, Callable[[int], str]]] = [
             (bare, "tests.benchkit.noop_app", bare_queue, send_bare),
-            (ours, profile_app or "workers", stack.queue, send_ours),
+            (ours, profile_app or "aep_activator.workers", stack.queue, send_ours),
         ]
         workers: dict[str, int] = {}
         for result, app_module, queue, send in variants:
@@ -254,7 +254,7 @@ def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
     env = {**NO_QUOTAS, "POLL_SEGMENT_INITIAL_S": INFLIGHT_POLL_S, "POLL_SEGMENT_CAP_S": INFLIGHT_POLL_S}
     n = sizes.inflight
     with bench_stack(redis_url, sim, env) as stack, redis.Redis.from_url(redis_url) as client:
-        rt = context.runtime()
+        rt = runtime.runtime()
         proc, log = procs.start_worker(stack, name="inflight", concurrency=sizes.concurrency)
         procs.wait_ready(proc, log, sizes.concurrency)
         # One warm-up run, so the baseline below includes a worker that has built its clients.
@@ -437,7 +437,7 @@ def bench_calls(redis_url: str, sizes: Sizes) -> dict[str, Any]:
     sim = SimulatorConfig(speed=speed, seed=SEED, guardrails=SIM_NO_GUARDRAILS, fixture_path=str(fixture))
     n = sizes.realistic_runs
     with bench_stack(redis_url, sim, {**NO_QUOTAS, **scaled_polls(speed)}) as stack:
-        rt = context.runtime()
+        rt = runtime.runtime()
         proc, log = procs.start_worker(stack, name="calls", concurrency=sizes.concurrency)
         procs.wait_ready(proc, log, sizes.concurrency)
         # Steady state: the IMS token is already cached in Redis (else both pool children race for it
@@ -520,7 +520,7 @@ def bench_enqueue(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             t0 = time.perf_counter()
             start_activation(req)
             latencies.append((time.perf_counter() - t0) * 1000)
-        queued = int(context.runtime().redis.llen(stack.queue))
+        queued = int(runtime.runtime().redis.llen(stack.queue))
     return {
         "calls": len(latencies),
         "p50_ms": percentile(latencies, 50),

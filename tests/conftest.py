@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from aep.embedded_redis import provision
+from aep_activator.devstack.embedded_redis import provision
 
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
 TEST_DB = 15

@@ -1,7 +1,10 @@
-"""Process entry points: the Celery app, the CLI, the demo. ``celery -A workers worker`` uses ``app``."""
+"""Process entry points: beat, Flower, the start-up checks and the CLI (``workers/cli/``).
 
-from workers.app import create_app
+``celery -A workers worker`` (from the repository root) and ``celery -A aep_activator.workers worker``
+(anywhere) load this module, so it holds nothing but a re-export of the one app: under either name it
+is the same object, and no project module is ever imported twice.
+"""
 
-app = create_app()
+from aep_activator.tasks.celery import app
 
 __all__ = ["app"]

@@ -1,5 +1,5 @@
 """``python -m workers`` is the same as the ``aep-activator`` command."""
 
-from workers.cli import main
+from aep_activator.workers.cli import main
 
 main()

@@ -29,14 +29,21 @@ from celery import Celery
 from celery.schedules import crontab
 from redbeat import RedBeatScheduler
 
-from aep import constants as c
-from aep.request import ActivationRequest
-from config.schedules import Cron, Schedule, ScheduleFile, load_schedules, parse_schedules, previous_fire_time
-from config.settings import Settings
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aep.pipeline.schedules import (
+    Cron,
+    Schedule,
+    ScheduleFile,
+    load_schedules,
+    parse_schedules,
+    previous_fire_time,
+)
+from aep_activator.config.settings import Settings
 
 LOCK_TIMEOUT_S = 90.0
 MAX_INTERVAL_S = 15.0
-SCHEDULER = "workers.beat:SlotRedBeatScheduler"
+SCHEDULER = "aep_activator.workers.beat:SlotRedBeatScheduler"
 
 
 ActivationSchedules = ScheduleFile[ActivationRequest]
@@ -71,7 +78,7 @@ def fire_schedule(schedule: Schedule[ActivationRequest], slot: dt.datetime) -> s
     This is what a worker does with the message beat sends; calling it twice for one slot returns
     the same run id and enqueues nothing new.
     """
-    from tasks.producer import start_activation
+    from aep_activator.tasks.producer import start_activation
 
     return start_activation(firing_request(schedule.name, schedule.request.wire(), slot))
 

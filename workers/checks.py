@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from config.settings import Settings
+from aep_activator.config.settings import Settings
 
 
 @dataclass(frozen=True)

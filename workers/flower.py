@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from pydantic import SecretStr
 
-from config.settings import Settings
+from aep_activator.config.settings import Settings
 
 MAX_TASKS = 10_000
 # Flower saves its state on exit; also every minute, so a kill -9 loses at most a minute of history.
@@ -68,7 +68,7 @@ def require_auth(settings: Settings, env: Mapping[str, str], *, insecure_no_auth
 def flower_argv(settings: Settings, env: Mapping[str, str], *, address: str, port: int) -> list[str]:
     """The Flower command line. Holds no secret: auth and broker URL go through the environment."""
     return [
-        sys.executable, "-m", "celery", "-A", "workers", "flower",
+        sys.executable, "-m", "celery", "-A", "aep_activator.workers", "flower",
         f"--address={address}",
         f"--port={port}",
         "--persistent=True",

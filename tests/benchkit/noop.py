@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Celery, chain
 
-from config.settings import Settings
-from workers.app import celery_config
+from aep_activator.config.settings import Settings
+from aep_activator.tasks.celery import celery_config
 
 NOOP_TASKS = tuple(f"bench.noop_{i}" for i in range(1, 6))
 

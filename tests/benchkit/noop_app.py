@@ -3,7 +3,7 @@
 Settings come from the environment the bench passes (the same one our workers get).
 """
 
-from config.settings import get_settings
+from aep_activator.config.settings import get_settings
 from tests.benchkit.noop import create_noop_app
 
 app = create_noop_app(get_settings())

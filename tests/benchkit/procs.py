@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from workers.stack import REPO_ROOT, Stack
+from aep_activator.devstack.stack import REPO_ROOT, Stack
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -21,7 +21,7 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 def start_worker(
     stack: Stack,
     *,
-    app: str = "workers",
+    app: str = "aep_activator.workers",
     queue: str | None = None,
     concurrency: int = 2,
     name: str,

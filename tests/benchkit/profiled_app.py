@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import signals
 
-from workers import app
+from aep_activator.workers import app
 
 __all__ = ["app"]
 

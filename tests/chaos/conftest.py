@@ -143,9 +143,9 @@ def repoint_app(settings: object | None) -> None:
     ``workers.app.configure`` updates the config, but the app keeps its broker pool, producer pool and
     result backend, which stay bound to the old Redis. Tests on a private Redis must drop them both ways.
     """
-    from tasks import context
-    from workers import app
-    from workers.app import configure
+    from aep_activator.tasks import runtime
+    from aep_activator.tasks.celery import configure
+    from aep_activator.workers import app
 
     with warnings.catch_warnings():
         # The old connections may point at a server that is gone; closing them is best effort.
@@ -163,15 +163,15 @@ def repoint_app(settings: object | None) -> None:
             with contextlib.suppress(Exception):
                 backend.client.connection_pool.disconnect()
         with contextlib.suppress(Exception):
-            context.runtime().redis.close()
+            runtime.runtime().redis.close()
         app._pool = None
         app.amqp._producer_pool = None
         app._backend_cache = None
         app._local.backend = None
         if settings is None:
-            context.configure(None)
+            runtime.configure(None)
         else:
-            configure(app, settings)  # type: ignore[arg-type]
+            configure(settings)  # type: ignore[arg-type]
         gc.collect()
 
 

@@ -14,14 +14,14 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from aep.activation import StepContext, _orders_since
-from aep.auth import StaticToken
-from aep.client import AEPClient
-from aep.ledger import RunLedger
-from aep.request import ActivationRequest
-from aep.simulator.config import FaultSettings, Guardrails, SimulatorConfig
-from aep.simulator.testing import SimulatorHarness
-from tasks import context, start_activation
+from aep_activator.aep.api.auth import StaticToken
+from aep_activator.aep.api.client import AEPClient
+from aep_activator.aep.coordination.runs import RunLedger
+from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aep.pipeline.steps import StepContext, _orders_since
+from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
+from aep_activator.aepsim.testing import SimulatorHarness
+from aep_activator.tasks import runtime, start_activation
 from tests.chaos.conftest import (
     ADHOC_POST,
     AUD_A,
@@ -159,7 +159,7 @@ def test_a_lost_answer_to_an_activation_still_processing_is_not_activated_twice(
         time.sleep(0.05)
     # Only the first answer is lost. (A config patch merges key by key, so set the rate to 0 explicitly.)
     stack.simulator.ctx.apply_config({"endpoint_faults": {f"POST {ADHOC_POST}": {"hang_rate": 0.0}}})
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     deadline = time.monotonic() + 40
     while (run := ledger.get(run_id)) is None or not run.terminal:
         assert time.monotonic() < deadline, run

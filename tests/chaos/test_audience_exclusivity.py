@@ -13,8 +13,8 @@ import random
 
 import pytest
 
-from aep.simulator.config import Guardrails, SimulatorConfig
-from tasks import start_activation
+from aep_activator.aepsim.config import Guardrails, SimulatorConfig
+from aep_activator.tasks import start_activation
 from tests.chaos.conftest import ADHOC_POST, AUD_A, AUD_B, AUD_C, S3, SFTP, duplicate_ids, scaled, v2_request
 from tests.integration.conftest import wait_for_runs
 

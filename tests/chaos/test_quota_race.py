@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from aep import constants as c
-from aep.simulator.config import SimulatorConfig
-from tasks import context, start_activation
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.tasks import runtime, start_activation
+from aep_activator.workers import app
 from tests.chaos.conftest import ADHOC_POST, PAIRS, v2_request
 from tests.integration.conftest import wait_for_runs
-from workers import app
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -46,7 +46,7 @@ def test_fifty_simultaneous_producers_activate_exactly_twenty_and_the_other_thir
     produce_s = time.monotonic() - started
     assert len(set(run_ids)) == PRODUCERS
 
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     deadline = time.monotonic() + 150
     while True:
         records = [ledger.get(r) for r in run_ids]
@@ -57,7 +57,7 @@ def test_fifty_simultaneous_producers_activate_exactly_twenty_and_the_other_thir
         time.sleep(0.2)
     settled_s = time.monotonic() - started
     time.sleep(1.0)  # room for an overshooting POST to show up
-    usage = context.runtime().quotas.usage(c.QUOTA_ADHOC, stack.settings().aep_org_id or "", QUOTA)
+    usage = runtime.runtime().quotas.usage(c.QUOTA_ADHOC, stack.settings().aep_org_id or "", QUOTA)
     posts = stack.posts().get(ADHOC_POST, 0)
     rejected = [e for e in stack.journal("POST", ADHOC_POST) if e["status"] != 200]
     early = [r.run_id for r in waiting if r.wait_until is None or r.wait_until < usage.reset_at]

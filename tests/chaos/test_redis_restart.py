@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from aep import constants as c
-from aep.simulator.config import Guardrails, SimulatorConfig
-from tasks import context, start_activation
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.aepsim.config import Guardrails, SimulatorConfig
+from aep_activator.devstack.stack import Stack
+from aep_activator.tasks import runtime, start_activation
 from tests.chaos.conftest import ADHOC_POST, PAIRS, SEGMENT_POST, PrivateRedis, repoint_app, scaled, v1_request
-from workers.stack import Stack
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -66,7 +66,7 @@ def restart_mid_run(aof: bool, stack_on, figures) -> dict[str, object]:
     workers = [stack.start_worker(name="w1"), stack.start_worker(name="w2")]
     for w in workers:
         stack.wait_worker_ready(w)
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     run_ids = [start_activation(v1_request(*PAIRS[i % len(PAIRS)])) for i in range(RUNS)]
     # Let the runs get going (segment jobs created, polls waiting in the delay queue), then crash Redis.
     deadline = time.monotonic() + 30

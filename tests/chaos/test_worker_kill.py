@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from aep.simulator.config import FaultSettings, Guardrails, SimulatorConfig
-from tasks import context, start_activation
+from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
+from aep_activator.tasks import runtime, start_activation
 from tests.chaos.conftest import (
     ADHOC_POST,
     EXPORT_POST,
@@ -58,7 +58,7 @@ def test_runs_survive_random_kill_9_of_their_workers_with_no_lost_run_and_no_dup
     workers = [stack.start_worker(name="w1"), stack.start_worker(name="w2")]
     for w in workers:
         stack.wait_worker_ready(w)
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
 
     # Half the runs start now, the rest between kills, so the kills land on every step of the chain.
     run_ids: list[str] = []

@@ -7,12 +7,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from aep.ledger import RunRecord
-from aep.simulator.config import SimulatorConfig
-from tasks import context
-from workers import app
-from workers.app import configure
-from workers.stack import Stack
+from aep_activator.aep.coordination.runs import RunRecord
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.devstack.stack import Stack
+from aep_activator.tasks import runtime
+from aep_activator.tasks.celery import configure
 
 EXAMPLE = "examples/activation-request.json"
 
@@ -25,19 +24,19 @@ def make_stack(redis_url: str) -> Iterator[Callable[..., Stack]]:
     def make(sim_config: SimulatorConfig | None = None, env: dict[str, str] | None = None) -> Stack:
         stack = Stack.start(redis_url, sim_config=sim_config, env=env)
         stacks.append(stack)
-        configure(app, stack.settings())
+        configure(stack.settings())
         return stack
 
     yield make
     for stack in stacks:
         stack.stop()
-    context.configure(None)
+    runtime.configure(None)
 
 
 def wait_for_runs(stack: Stack, run_ids: list[str], timeout_s: float = 60) -> list[RunRecord]:
     """Poll the run ledger (from the test process) until every run is terminal."""
     deadline = time.monotonic() + timeout_s
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     while True:
         records = [ledger.get(r) for r in run_ids]
         if all(r is not None and r.terminal for r in records):

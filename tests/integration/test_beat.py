@@ -16,14 +16,13 @@ import pytest
 import redis
 from celery import Celery
 
-from aep.request import ActivationRequest
-from config.schedules import Schedule, previous_fire_time
-from config.settings import Settings, load_settings
-from tasks import context
-from tasks.producer import start_activation
-from workers import app
-from workers.app import celery_config, configure
-from workers.beat import (
+from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aep.pipeline.schedules import Schedule, previous_fire_time
+from aep_activator.config.settings import Settings, load_settings
+from aep_activator.tasks import runtime
+from aep_activator.tasks.celery import celery_config, configure
+from aep_activator.tasks.producer import start_activation
+from aep_activator.workers.beat import (
     SlotRedBeatScheduler,
     beat_config,
     cron_of,
@@ -50,16 +49,16 @@ SLOT = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 def settings(redis_url: str, key_prefix: str) -> Iterator[Settings]:
     """Settings under the test's key prefix (the queue too), with this process pointed at them."""
     s = load_settings(redis_url=redis_url, aep_key_prefix=key_prefix, aep_queue=f"{key_prefix}queue")
-    configure(app, s)
+    configure(s)
     yield s
-    context.configure(None)
+    runtime.configure(None)
     with redis.Redis.from_url(redis_url) as client:  # kombu's binding keys are named after the queue
         for key in client.scan_iter(match=f"_kombu.binding*{s.aep_queue}"):
             client.delete(key)
 
 
 def runs_for(key: str) -> list[Any]:
-    return [r for r in context.runtime().ledger.recent(100) if r.idempotency_key == key]
+    return [r for r in runtime.runtime().ledger.recent(100) if r.idempotency_key == key]
 
 
 def test_firing_one_schedule_twice_for_one_slot_starts_one_run(settings: Settings) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import start_activation
+from aep_activator.tasks import start_activation
 from tests.integration.conftest import EXAMPLE, wait_for_runs
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,9 @@ def test_a_v2_chain_without_segment_or_export_steps_succeeds_with_one_activation
     # The task ids recorded for cancel/revoke are the ones the chain really ran under.
     from celery.result import AsyncResult
 
-    last = AsyncResult(run.chain[-1])
+    from aep_activator.tasks.celery import app
+
+    last = AsyncResult(run.chain[-1], app=app)
     assert run.chain and last.state == "SUCCESS" and last.result["run_id"] == run_id
 
 
@@ -71,9 +73,9 @@ def test_the_same_idempotency_key_returns_the_same_run_and_starts_nothing_new(ma
 
 
 def test_cancel_deletes_the_in_flight_segment_job_and_no_later_step_runs(make_stack):
-    from aep.simulator.config import SimulatorConfig
-    from tasks import cancel_run
-    from tasks.context import runtime
+    from aep_activator.aepsim.config import SimulatorConfig
+    from aep_activator.tasks import cancel_run
+    from aep_activator.tasks.runtime import runtime
 
     stack = make_stack(SimulatorConfig(speed=5, seed=1))  # a 13-minute job takes ~2.6 minutes: still running
     stack.wait_worker_ready(stack.start_worker())
@@ -94,8 +96,8 @@ def test_cancel_deletes_the_in_flight_segment_job_and_no_later_step_runs(make_st
 
 
 def test_resume_restarts_a_failed_run_at_the_failed_jobs_create_step(make_stack):
-    from aep.simulator.config import FailureRates, SimulatorConfig
-    from tasks import resume_run
+    from aep_activator.aepsim.config import FailureRates, SimulatorConfig
+    from aep_activator.tasks import resume_run
 
     stack = make_stack(
         SimulatorConfig(speed=600, seed=2, failure_rates=FailureRates(export_job=1.0)),
@@ -116,7 +118,7 @@ def test_resume_restarts_a_failed_run_at_the_failed_jobs_create_step(make_stack)
 
 
 def test_a_job_past_its_deadline_is_cancelled_and_the_run_fails_saying_so(make_stack):
-    from aep.simulator.config import SimulatorConfig
+    from aep_activator.aepsim.config import SimulatorConfig
 
     stack = make_stack(SimulatorConfig(speed=1, seed=4), env={"POLL_SEGMENT_DEADLINE_S": "1.5"})
     stack.wait_worker_ready(stack.start_worker())

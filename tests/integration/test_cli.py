@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 def cli(stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **stack.env()}
     return subprocess.run(
-        [sys.executable, "-m", "workers", *args], env=env, capture_output=True, text=True, input=stdin, timeout=60
+        [sys.executable, "-m", "aep_activator.workers", *args],
+        env=env, capture_output=True, text=True, input=stdin, timeout=60
     )
 
 

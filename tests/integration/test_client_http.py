@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aep.client import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS, AEPClient, make_session
-from aep.errors import (
+from aep_activator.aep.api.client import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS, AEPClient, make_session
+from aep_activator.aep.api.errors import (
     AuthError,
     Conflict,
     MalformedResponse,
@@ -31,7 +31,13 @@ from aep.errors import (
     TransientError,
     ValidationFailed,
 )
-from aep.models import ADHOC_V2_ACCEPT, ExportJobCreate, ExportJobStatus, FlowRunStatus, SegmentJobStatus
+from aep_activator.aep.api.models import (
+    ADHOC_V2_ACCEPT,
+    ExportJobCreate,
+    ExportJobStatus,
+    FlowRunStatus,
+    SegmentJobStatus,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from typing import TypeVar
 import pytest
 import redis
 
-from aep.auth import IMSTokenProvider
-from aep.client import AEPClient
-from aep.errors import Conflict, ValidationFailed
-from aep.models import (
+from aep_activator.aep.api.auth import IMSTokenProvider
+from aep_activator.aep.api.client import AEPClient
+from aep_activator.aep.api.errors import Conflict, ValidationFailed
+from aep_activator.aep.api.models import (
     EXPORT_JOB_TERMINAL,
     FLOW_RUN_TERMINAL,
     SEGMENT_JOB_TERMINAL,
@@ -23,8 +23,8 @@ from aep.models import (
     FlowRunStatus,
     SegmentJobStatus,
 )
-from aep.simulator.config import SimulatorConfig
-from aep.simulator.server import SimulatorServer
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.aepsim.server import SimulatorServer
 
 pytestmark = pytest.mark.integration
 

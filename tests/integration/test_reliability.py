@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aep.simulator.config import FaultSettings, Guardrails, SimulatorConfig
-from tasks import context, start_activation
+from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
+from aep_activator.tasks import runtime, start_activation
 from tests.integration.conftest import EXAMPLE, wait_for_runs
 from tests.integration.test_chain import ADHOC_POST, EXPORT_POST, SEGMENT_POST, v2_request
 
@@ -85,7 +85,7 @@ def test_thirty_runs_against_a_quota_of_twenty_activate_exactly_twenty_and_the_r
     stack = make_stack(SimulatorConfig(speed=600, seed=5), env={"QUOTA_ADHOC_PER_DAY": "20"})
     stack.wait_worker_ready(stack.start_worker(concurrency=4))
     run_ids = [start_activation(v2_request(AUDIENCES[i % 2])) for i in range(30)]
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         records = [ledger.get(r) for r in run_ids]
@@ -98,7 +98,7 @@ def test_thirty_runs_against_a_quota_of_twenty_activate_exactly_twenty_and_the_r
         pytest.fail(f"expected 20 succeeded and 10 waiting: {[(r.status, r.waiting_reason) for r in records]}")
     time.sleep(1.0)  # give any overshooting POST the chance to show up
     assert stack.posts().get(ADHOC_POST) == 20
-    usage = context.runtime().quotas.usage("adhoc", stack.settings().aep_org_id or "", 20)
+    usage = runtime.runtime().quotas.usage("adhoc", stack.settings().aep_org_id or "", 20)
     assert (usage.used, usage.remaining) == (20, 0)
     for r in waiting:
         assert r.wait_until is not None and r.wait_until >= usage.reset_at
@@ -129,7 +129,7 @@ def test_a_worker_killed_mid_run_and_restarted_finishes_the_run_without_a_duplic
     worker = stack.start_worker()
     stack.wait_worker_ready(worker)
     run_id = start_activation(example())
-    ledger = context.runtime().ledger
+    ledger = runtime.runtime().ledger
     deadline = time.monotonic() + 30
     while (ledger.get(run_id).segment_job_id is None) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -20,11 +20,11 @@ import psutil
 import pytest
 import requests
 
-from aep.simulator.config import SimulatorConfig
-from aep.simulator.server import SimulatorServer
-from tasks import start_activation
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.aepsim.server import SimulatorServer
+from aep_activator.devstack.stack import REPO_ROOT, Stack
+from aep_activator.tasks import start_activation
 from tests.integration.conftest import EXAMPLE, wait_for_runs
-from workers.stack import REPO_ROOT, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def start_debug_worker(stack: Stack) -> subprocess.Popen[bytes]:
     env = {**os.environ, **stack.env(), "PYTHONUNBUFFERED": "1"}
     log = (stack.log_dir / "debug.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", stack.queue,
+        [sys.executable, "-m", "celery", "-A", "aep_activator.workers", "worker", "-Q", stack.queue,
          f"--hostname=debug-{stack.prefix.rstrip(':')}@%h", "--concurrency=2", "--loglevel=DEBUG",
          "--without-mingle", "--without-gossip"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -101,7 +101,7 @@ def wait_listening(pid: int, timeout_s: float = 30) -> list[tuple[str, int]]:
 
 
 def test_no_secret_or_token_reaches_logs_redis_or_flower_during_a_whole_chain(make_stack, redis_client, tmp_path):
-    from workers.flower import start_flower_process
+    from aep_activator.workers.flower import start_flower_process
 
     stack = make_stack(
         SimulatorConfig(speed=600, seed=61, client_credentials={CLIENT: SECRET}),
@@ -167,7 +167,7 @@ def test_no_secret_or_token_reaches_logs_redis_or_flower_during_a_whole_chain(ma
 
 
 def test_flower_refuses_to_start_without_basic_auth(make_stack, tmp_path):
-    from workers.flower import FlowerAuthMissing, start_flower_process
+    from aep_activator.workers.flower import FlowerAuthMissing, start_flower_process
 
     stack = make_stack()
     settings = stack.settings()
@@ -176,7 +176,8 @@ def test_flower_refuses_to_start_without_basic_auth(make_stack, tmp_path):
         start_flower_process(settings, address="127.0.0.1", port=free_port(), env={})
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
     result = subprocess.run(
-        [sys.executable, "-m", "workers", "flower"], env={**env, **stack.env(), "PYTHONPATH": str(REPO_ROOT)},
+        [sys.executable, "-m", "aep_activator.workers", "flower"],
+        env={**env, **stack.env(), "PYTHONPATH": str(REPO_ROOT)},
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
@@ -186,7 +187,7 @@ def test_flower_refuses_to_start_without_basic_auth(make_stack, tmp_path):
 def test_the_simulator_cli_binds_loopback_by_default(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workers", "simulator", "--port", str(port)],
+        [sys.executable, "-m", "aep_activator.workers", "simulator", "--port", str(port)],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
@@ -208,7 +209,7 @@ def test_the_in_process_simulator_binds_loopback_by_default():
 
 
 def test_the_demo_flower_and_the_worker_stack_listen_on_loopback_only(make_stack):
-    from workers import demo
+    from aep_activator.devstack import demo
 
     stack = make_stack()
     worker = stack.start_worker()

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from aep.models import ExportJobList, FlowRunList, SegmentJob, SegmentJobList
-from aep.simulator import ManualClock, SimulatorConfig
-from aep.simulator.testing import SimulatorHarness
+from aep_activator.aep.api.models import ExportJobList, FlowRunList, SegmentJob, SegmentJobList
+from aep_activator.aepsim import ManualClock, SimulatorConfig
+from aep_activator.aepsim.testing import SimulatorHarness
 
 pytestmark = pytest.mark.integration
 

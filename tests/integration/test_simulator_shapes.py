@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from aep.simulator import ManualClock, SimulatorConfig
-from aep.simulator.testing import SimulatorHarness
+from aep_activator.aepsim import ManualClock, SimulatorConfig
+from aep_activator.aepsim.testing import SimulatorHarness
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from aep.auth import IMSTokenProvider, StaticToken, TokenRefreshBusy
-from aep.errors import AuthError, RateLimited, TransientError
+from aep_activator.aep.api.auth import IMSTokenProvider, StaticToken, TokenRefreshBusy
+from aep_activator.aep.api.errors import AuthError, RateLimited, TransientError
 
 CLIENT_ID = "test-client-id"
 SECRET = "p8e-SECRET-do-not-leak-0123456789"

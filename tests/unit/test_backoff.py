@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from aep.backoff import PollSchedule, backoff
+from aep_activator.aep.pipeline.backoff import PollSchedule, backoff
 
 
 @pytest.mark.parametrize(

@@ -25,19 +25,19 @@ import redis
 import requests
 from pydantic import SecretStr
 
-from aep.auth import StaticToken
-from aep.client import AEPClient
-from aep.errors import MalformedResponse
-from aep.simulator.config import SimulatorConfig
-from config.schedules import parse_cron
-from config.settings import load_settings
-from tasks import InvalidRequest, context, start_activation
+from aep_activator.aep.api.auth import StaticToken
+from aep_activator.aep.api.client import AEPClient
+from aep_activator.aep.api.errors import MalformedResponse
+from aep_activator.aep.pipeline.schedules import parse_cron
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.config.settings import load_settings
+from aep_activator.devstack.stack import REPO_ROOT
+from aep_activator.tasks import InvalidRequest, runtime, start_activation
+from aep_activator.workers import app
 from tests.integration.conftest import (
     make_stack,  # noqa: F401 - the fixture, used by name below
     wait_for_runs,
 )
-from workers import app
-from workers.stack import REPO_ROOT
 
 FLOW = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
 AUDIENCE = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
@@ -76,12 +76,12 @@ IDS = [row[0] for row in BAD_REQUESTS]
 def test_a_bad_request_is_refused_by_start_activation_before_redis_is_touched(name, request_, words):
     # An unreachable Redis: had start_activation recorded or enqueued anything, this would be a
     # ConnectionError instead of InvalidRequest.
-    context.configure(load_settings(redis_url="redis://127.0.0.1:1/0", aep_key_prefix="never:"))
+    runtime.configure(load_settings(redis_url="redis://127.0.0.1:1/0", aep_key_prefix="never:"))
     try:
         with pytest.raises(InvalidRequest) as caught:
             start_activation(request_)
     finally:
-        context.configure(None)
+        runtime.configure(None)
     for word in words:
         assert word in str(caught.value), (name, str(caught.value))
 
@@ -90,15 +90,15 @@ def test_a_bad_request_is_refused_by_start_activation_before_redis_is_touched(na
 @pytest.mark.parametrize(("name", "request_", "words"), BAD_REQUESTS, ids=IDS)
 def test_a_bad_request_leaves_the_run_ledger_and_the_queue_unchanged(name, request_, words, redis_url, key_prefix):
     queue = f"q-{key_prefix.rstrip(':').replace(':', '-')}"
-    context.configure(load_settings(redis_url=redis_url, aep_key_prefix=key_prefix, aep_queue=queue))
-    client = context.runtime().redis
+    runtime.configure(load_settings(redis_url=redis_url, aep_key_prefix=key_prefix, aep_queue=queue))
+    client = runtime.runtime().redis
     try:
         with pytest.raises(InvalidRequest, match=words[0].replace(".", r"\.")):
             start_activation(request_)
         assert list(client.scan_iter(match=key_prefix + "*")) == []
         assert client.llen(queue) == 0
     finally:
-        context.configure(None)
+        runtime.configure(None)
 
 
 # --- the CLI ------------------------------------------------------------------------------------------------
@@ -113,7 +113,8 @@ def clean_env(**values: str) -> dict[str, str]:
 
 def cli(args: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "workers", *args], input=stdin, env=env, cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "aep_activator.workers", *args],
+        input=stdin, env=env, cwd=cwd, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
 
@@ -327,9 +328,9 @@ def test_garbage_on_a_poll_fails_the_run_after_bounded_retries_and_the_worker_se
     stack = request.getfixturevalue("make_stack")(SimulatorConfig(speed=600, seed=5), env={"RETRY_MAX": "2"})
     proxy = stub(answer, upstream=stack.sim_url)
     stack.env_overrides["AEP_BASE_URL"] = proxy.url  # AEP paths through the stub; IMS stays at the simulator
-    from workers.app import configure
+    from aep_activator.tasks.celery import configure
 
-    configure(app, stack.settings())
+    configure(stack.settings())
     worker = stack.start_worker()
     stack.wait_worker_ready(worker)
     first = start_activation(GOOD)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import redis
 
-from config.settings import SettingsError, load_settings
-from workers.checks import check_redis_policy, check_timeouts, check_utc
+from aep_activator.config.settings import SettingsError, load_settings
+from aep_activator.workers.checks import check_redis_policy, check_timeouts, check_utc
 
 
 class PolicyRedis:

@@ -11,8 +11,8 @@ import click
 import pytest
 import yaml
 
-from config.settings import Settings
-from workers.cli import main
+from aep_activator.config.settings import Settings
+from aep_activator.workers.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("simulator", "worker", "beat", "flower")

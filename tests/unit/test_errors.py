@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from aep.errors import (
+from aep_activator.aep.api.errors import (
     MAX_ERROR_TEXT,
     AEPError,
     AuthError,

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from config.settings import load_settings
-from workers import flower as flower_module
-from workers.cli import main
-from workers.flower import MAX_TASKS, FlowerAuthMissing, flower_argv, flower_env, start_flower_process
+from aep_activator.config.settings import load_settings
+from aep_activator.workers import flower as flower_module
+from aep_activator.workers.cli import main
+from aep_activator.workers.flower import MAX_TASKS, FlowerAuthMissing, flower_argv, flower_env, start_flower_process
 
 SECRET = "s3cret-pw"
 

@@ -11,8 +11,8 @@ import fakeredis
 import pytest
 import redis
 
-from aep.delays import RedisDelayQueue
-from aep.ledger import RunLedger
+from aep_activator.aep.coordination.delays import RedisDelayQueue
+from aep_activator.aep.coordination.runs import RunLedger
 
 
 class Clock:

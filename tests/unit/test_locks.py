@@ -15,7 +15,7 @@ import fakeredis
 import pytest
 import redis
 
-from aep.locks import AudienceLocks
+from aep_activator.aep.coordination.locks import AudienceLocks
 
 
 @pytest.fixture(params=["fakeredis", "redis"])

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from aep.models import (
+from aep_activator.aep.api.models import (
     ADHOC_V2_ACCEPT,
     EXPORT_JOB_TERMINAL,
     FLOW_RUN_TERMINAL,

@@ -17,7 +17,7 @@ import fakeredis
 import pytest
 import redis
 
-from aep.quota import RedisQuotaLedger
+from aep_activator.aep.coordination.quota import RedisQuotaLedger
 
 MIDNIGHT = int(datetime(2024, 3, 10, tzinfo=UTC).timestamp())  # a UTC midnight, epoch s
 NAME, ORG = "adhoc_activation", "ABC123@AdobeOrg"

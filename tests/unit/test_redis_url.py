@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from aep.redis_url import parse_sentinel_url, redis_from_url
+from aep_activator.aep.coordination.redis_url import parse_sentinel_url, redis_from_url
 
 
 def test_a_multi_host_sentinel_url_names_every_sentinel_the_master_and_the_password() -> None:

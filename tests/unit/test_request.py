@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aep import constants as c
-from tasks.producer import InvalidRequest, parse_request
+from aep_activator.aep.pipeline import plan as c
+from aep_activator.tasks.producer import InvalidRequest, parse_request
 
 EXAMPLE = json.loads(Path("examples/activation-request.json").read_text())
 DEST = "b0780cb5-2bb7-4409-bf2c-c625ca818588"

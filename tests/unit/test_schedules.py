@@ -10,8 +10,8 @@ import pytest
 from celery.schedules import crontab
 from click.testing import CliRunner
 
-from aep.request import ActivationRequest
-from config.schedules import (
+from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aep.pipeline.schedules import (
     ScheduleError,
     ScheduleFile,
     load_schedules,
@@ -21,7 +21,7 @@ from config.schedules import (
     previous_fire_time,
     quota_warnings,
 )
-from workers.cli import main
+from aep_activator.workers.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 12, 1, 5, 0, tzinfo=dt.UTC)  # a Tuesday

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DEFAULT_SCOPES, Settings, SettingsError, get_settings, load_settings
+from aep_activator.config.settings import DEFAULT_SCOPES, Settings, SettingsError, get_settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"

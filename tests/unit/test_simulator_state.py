@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from aep.models import (
+from aep_activator.aep.api.models import (
     ExportJob,
     ExportJobCreate,
     FlowRun,
     SegmentJob,
 )
-from aep.simulator import Guardrails, ManualClock, SimulatorConfig, SimulatorState
-from aep.simulator.clock import seconds_until_next_utc_midnight, utc_day
-from aep.simulator.config import FailureRates
-from aep.simulator.errors import SimError
+from aep_activator.aepsim import Guardrails, ManualClock, SimulatorConfig, SimulatorState
+from aep_activator.aepsim.clock import seconds_until_next_utc_midnight, utc_day
+from aep_activator.aepsim.config import FailureRates
+from aep_activator.aepsim.errors import SimError
 
 NOON = 1710072000.0  # 2024-03-10T12:00:00Z
 SEG_US = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"  # the tutorial's segment, mapped to FLOW_A

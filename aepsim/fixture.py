@@ -1,0 +1,103 @@
+"""The simulator's world: org, credentials, sandboxes, datasets, segment definitions and dataflows.
+
+The default world ships as ``aep/simulator/fixture.json`` (read with ``importlib.resources``);
+``load_fixture(path)`` reads a replacement with the same shape. Destinations are dataflow ids
+(the keys of ``activationInfo``) with the audiences mapped to them; an audience mapped to no
+dataflow exists so the "not part of this dataflow" error can be exercised.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Fixture(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClientCredential(_Fixture):
+    clientId: str
+    clientSecret: str
+
+
+class SandboxInfo(_Fixture):
+    sandboxId: str
+    sandboxName: str
+    type: str = "production"
+    default: bool = False
+
+
+class DatasetInfo(_Fixture):
+    id: str
+    name: str = ""
+    schemaName: str = "_xdm.context.profile"
+
+
+class MergePolicyInfo(_Fixture):
+    id: str
+    version: int = 1
+
+
+class SegmentInfo(_Fixture):
+    id: str
+    name: str
+    expression: str = Field(description="PQL text")
+    mergePolicy: MergePolicyInfo
+    profiles: int = Field(default=100, ge=0, description="simulated audience size")
+
+
+class DestinationInfo(_Fixture):
+    id: str = Field(description="the dataflow id used as an activationInfo key")
+    name: str
+    flowSpecId: str
+    sourceConnectionId: str
+    targetConnectionId: str
+    audiences: list[str]
+
+
+class Fixture(_Fixture):
+    orgId: str
+    clients: list[ClientCredential] = Field(min_length=1)
+    sandboxes: list[SandboxInfo] = Field(min_length=1)
+    datasets: list[DatasetInfo] = Field(default_factory=list)
+    defaultMergePolicy: MergePolicyInfo
+    segments: list[SegmentInfo]
+    destinations: list[DestinationInfo]
+
+    @model_validator(mode="after")
+    def _audiences_are_known(self) -> Fixture:
+        known = {s.id for s in self.segments}
+        for dest in self.destinations:
+            unknown = [a for a in dest.audiences if a not in known]
+            if unknown:
+                raise ValueError(f"destination {dest.id} maps unknown segments {unknown}")
+        return self
+
+    def segment(self, segment_id: str) -> SegmentInfo | None:
+        return next((s for s in self.segments if s.id == segment_id), None)
+
+    def destination(self, dataflow_id: str) -> DestinationInfo | None:
+        return next((d for d in self.destinations if d.id == dataflow_id), None)
+
+    def sandbox(self, name: str) -> SandboxInfo:
+        """The named sandbox; an unknown name gets a made-up development sandbox (AEP's is not documented)."""
+        found = next((s for s in self.sandboxes if s.sandboxName == name), None)
+        return found or SandboxInfo(sandboxId=f"sim-{name}", sandboxName=name, type="development")
+
+    def default_sandbox(self) -> SandboxInfo:
+        return next((s for s in self.sandboxes if s.default), self.sandboxes[0])
+
+
+def load_fixture(path: str | Path | None = None) -> Fixture:
+    """The fixture at ``path``, or the packaged ``fixture.json`` when ``path`` is None."""
+    if path is None:
+        text = resources.files("aep_activator.aepsim").joinpath("fixture.json").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    data: Any = json.loads(text)
+    return Fixture.model_validate(data)

@@ -1,0 +1,5 @@
+"""devstack"""
+
+from aep_activator import canonical
+
+canonical(__name__)

@@ -1,0 +1,99 @@
+"""The Celery application. ``celery -A workers worker`` finds it as ``workers.app`` (a re-export).
+
+Redis is the broker and the result backend. Steps are idempotent (run ledger + fences), so messages
+are acknowledged late and requeued when a worker dies. Waiting happens in the Redis delay queue, not
+in ETA messages, so ``visibility_timeout`` only needs to exceed one task's hard time limit; the start-up
+check in ``workers/checks.py`` refuses a configuration where it does not.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery import Celery
+
+from aep_activator.config.settings import Settings, SettingsError
+from aep_activator.tasks.pump import DelayPump
+
+
+def celery_config(s: Settings) -> dict[str, Any]:
+    transport: dict[str, Any] = {
+        "visibility_timeout": int(s.visibility_timeout_s),
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        # A killed worker's unacked messages come back once they are older than visibility_timeout, but
+        # only when some worker sweeps for them: kombu's default sweep runs every 10 s x 10 ticks. Sweep
+        # every tenth of the timeout instead (at most 30 s), so a crash costs about one visibility_timeout.
+        "unacked_restore_interval": max(1, min(30, int(s.visibility_timeout_s / 10))),
+        "unacked_restore_throttle": 1,
+    }
+    if s.redis_url.startswith(("sentinel://", "sentinels://")):
+        transport["master_name"] = _sentinel_master(s.redis_url)
+    return {
+        "broker_url": s.redis_url,
+        "result_backend": s.redis_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_expires": int(s.result_expires_s),
+        "result_extended": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_track_started": True,
+        "task_time_limit": int(s.task_time_limit_s),
+        "task_soft_time_limit": int(s.task_time_limit_s * 0.9),
+        # No task-sent events: each would be a second publish on the producer's hot path, and Flower
+        # learns of every task from the worker's task-received event anyway.
+        "task_send_sent_event": False,
+        "worker_send_task_events": True,
+        "worker_prefetch_multiplier": 1,
+        # A safety net only: our own waits never become ETA messages (aep/delays.py).
+        "worker_eta_task_limit": 100,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+        "timezone": "UTC",
+        "task_default_queue": s.aep_queue,
+        "imports": ["aep_activator.tasks.steps"],
+    }
+
+
+def _sentinel_master(url: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url.split(";")[0]).query)
+    return (query.get("master_name") or query.get("service_name") or ["mymaster"])[0]
+
+
+def _lazy_config() -> dict[str, Any]:
+    """The app's configuration, read from the settings on first use of ``app.conf`` (not at import)."""
+    from aep_activator.tasks.runtime import current_settings
+
+    try:
+        return celery_config(current_settings())
+    except SettingsError as exc:
+        # `celery -A workers worker` reaches here on its first look at the configuration: say what is
+        # wrong and stop, rather than print a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = Celery("aep_activator", set_as_current=False)
+"""The one Celery app. Configured from the settings lazily (saleor's ``celeryconf.py`` is the model):
+importing this module reads no settings, so ``aep-activator --help`` works with any environment."""
+app.add_defaults(_lazy_config)
+app.steps["worker"].add(DelayPump)
+
+
+def configure(settings: Settings | None) -> None:
+    """Point this process's app and runtime at ``settings`` (tests, the demo, the CLI); None: the environment."""
+    from aep_activator.tasks import runtime
+
+    runtime.configure(settings)
+    if app.configured:
+        app.conf.update(celery_config(runtime.current_settings()))

@@ -1,0 +1,140 @@
+"""Operations commands of the CLI: ``flower``, ``beat``, ``schedules check`` and ``schedules list``.
+
+Exit codes follow the CLI's: 2 for bad configuration or a bad schedule file, 3 for failed start-up
+checks (Redis unreachable or unsafe), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+from rich.panel import Panel
+from rich.table import Table
+
+from aep_activator.aep.pipeline.schedules import ScheduleError, ScheduleFile, next_fire_times, quota_warnings
+from aep_activator.config.settings import Settings
+from aep_activator.workers.cli import console, err_console, fail, settings_or_exit
+
+
+def register(main: click.Group) -> None:
+    main.add_command(flower)
+    main.add_command(beat)
+    main.add_command(schedules)
+
+
+# --- flower ------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--address", default=None, help="Bind address (default FLOWER_ADDRESS, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default FLOWER_PORT, 5555).")
+@click.option("--insecure-no-auth", is_flag=True, help="Run WITHOUT basic auth (default: refuse to).")
+def flower(address: str | None, port: int | None, insecure_no_auth: bool) -> None:
+    """Run Flower on the broker, with basic auth from FLOWER_BASIC_AUTH (user:password)."""
+    from aep_activator.workers.flower import FlowerAuthMissing, exec_flower, flower_warnings, require_auth
+
+    s = settings_or_exit()
+    address = address or s.flower_address
+    port = port or s.flower_port
+    try:
+        require_auth(s, {}, insecure_no_auth=insecure_no_auth)
+    except FlowerAuthMissing as exc:
+        fail(str(exc))
+    for warning in flower_warnings(address=address, port=port, insecure_no_auth=insecure_no_auth):
+        style = "red" if insecure_no_auth else "yellow"
+        err_console.print(Panel(warning, title="warning", border_style=style))
+    exec_flower(s, address=address, port=port, env={}, insecure_no_auth=insecure_no_auth)
+
+
+# --- beat --------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--file", "path", default=None, help="Schedule file (default AEP_SCHEDULES_FILE).")
+@click.option("--lock-timeout", type=float, default=90.0, show_default=True,
+              help="Seconds before a dead beat's lock expires and a standby beat takes over.")
+@click.option("--max-interval", type=float, default=15.0, show_default=True,
+              help="Longest sleep between ticks, seconds; at most a third of --lock-timeout.")
+@click.option("--loglevel", "-l", default="info", show_default=True)
+@click.option("--strict-checks/--no-strict-checks", default=True, show_default=True)
+def beat(
+    path: str | None, lock_timeout: float, max_interval: float, loglevel: str, strict_checks: bool
+) -> None:
+    """Run celery beat (RedBeat: one active scheduler per Redis and key prefix) for the schedule file.
+
+    A second beat waits on the lock and takes over within --lock-timeout after the first dies.
+    """
+    from aep_activator.workers import app
+    from aep_activator.workers.beat import beat_config, run_beat
+    from aep_activator.workers.cli.commands import run_self_checks
+
+    s = settings_or_exit()
+    parsed = _load_or_exit(path or s.aep_schedules_file)
+    _print_warnings(parsed, s)
+    try:
+        config = beat_config(s, parsed, lock_timeout_s=lock_timeout, max_interval_s=max_interval)
+    except ValueError as exc:
+        fail(str(exc))
+    run_self_checks("beat", strict=strict_checks)  # also points this process's app at `s`
+    app.conf.update(config)
+    console.print(f"beat: {len(parsed.enabled)} of {len(parsed.schedule)} schedules enabled (cron in UTC)")
+    run_beat(app, loglevel=loglevel)
+
+
+# --- schedules ---------------------------------------------------------------------------------------
+
+
+@click.group()
+def schedules() -> None:
+    """Validate and inspect the schedule file (config/schedules.toml)."""
+
+
+@schedules.command("check")
+@click.option("--file", "path", default=None, help="Schedule file (default AEP_SCHEDULES_FILE).")
+def schedules_check(path: str | None) -> None:
+    """Validate the schedule file; warn when schedules alone overspend a daily quota. Exit 2 if invalid."""
+    s = settings_or_exit()
+    path = path or s.aep_schedules_file
+    parsed = _load_or_exit(path)
+    _print_warnings(parsed, s)
+    counts = f"{len(parsed.schedule)} schedules, {len(parsed.enabled)} enabled"
+    console.print(f"[green]{path}: OK[/green] ({counts})")
+
+
+@schedules.command("list")
+@click.option("--file", "path", default=None, help="Schedule file (default AEP_SCHEDULES_FILE).")
+@click.option("--count", "-n", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Fire times to show.")
+def schedules_list(path: str | None, count: int) -> None:
+    """List the schedules with their next fire times (UTC)."""
+    s = settings_or_exit()
+    parsed = _load_or_exit(path or s.aep_schedules_file)
+    now = dt.datetime.now(dt.UTC)
+    table = Table(title=f"schedules (next {count} fire times, UTC)", title_justify="left")
+    table.add_column("name", overflow="fold")
+    for col in ("cron (UTC)", "enabled", "segment job", "next fire times (UTC)"):
+        table.add_column(col, no_wrap=True)
+    for sch in parsed.schedule:
+        times = "\n".join(f"{t:%Y-%m-%d %H:%M}" for t in next_fire_times(sch, count, now))
+        yes_no = {True: "yes", False: "no"}
+        table.add_row(sch.name, sch.cron, yes_no[sch.enabled], yes_no[sch.spends_segment_job],
+                      times if sch.enabled else f"[dim]{times}[/dim]")
+    console.print(table)
+    _print_warnings(parsed, s)
+
+
+def _load_or_exit(path: str) -> ScheduleFile[Any]:
+    from aep_activator.workers.beat import load_activation_schedules
+
+    try:
+        return load_activation_schedules(path)
+    except ScheduleError as exc:
+        fail(str(exc))
+
+
+def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
+    for warning in quota_warnings(parsed, segment_jobs_per_day=s.quota_segment_jobs_per_day,
+                                  adhoc_per_day=s.quota_adhoc_per_day, now=dt.datetime.now(dt.UTC)):
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
