@@ -46,6 +46,7 @@ from aep_activator.aep.api.models import (
     SegmentJobList,
     SegmentJobStatus,
 )
+from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,10 +54,6 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Answers larger than this are refused as malformed rather than read into a worker's memory."""
 
-SEGMENT_JOBS = "/data/core/ups/segment/jobs"
-EXPORT_JOBS = "/data/core/ups/export/jobs"
-ADHOC_RUN = "/data/core/activation/disflowprovider/adhocrun"
-FLOW_RUNS = "/data/foundation/flowservice/runs"
 
 
 def make_session(*, retries: int = 2, pool_size: int = 10) -> requests.Session:
