@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aep_activator.config.validation import describe_validation_error, env_var
+
 DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
 REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel", "sentinels")
 
@@ -105,12 +107,25 @@ class Settings(BaseSettings):
     quota_adhoc_per_day: Annotated[int, Field(ge=0)] = 20  # the tutorial: "up to 20 activation jobs per day"
     quota_segment_jobs_per_day: Annotated[int, Field(ge=0)] = 2  # FAE guardrail: 2 per sandbox per day
     quota_window_s: Annotated[int, Field(ge=1, le=86400)] = 86400
-    quota_reservation_ttl_s: Seconds = 900.0
+    # A slot spent within this long of a window boundary counts in both windows: AEP's clock is not ours.
+    quota_edge_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
     audience_lock_ttl_s: Seconds = 8 * 3600.0
+
+    # --- Exactly-once and recovery ---------------------------------------------------------------
+    # After a POST whose answer was lost, AEP's lists must still not show its job this long after it was
+    # sent before the step may POST again (the proof of non-acceptance, aep/pipeline/steps/looks.py).
+    look_settle_s: Seconds = 120.0
+    # A stranded run (a lost wake-up message, a dead execution) moves again within this long of the
+    # moment its carrier was due (aep/coordination/carriers.py).
+    watchdog_grace_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    # How long a run may wait for audiences that another run, or AEP, holds before it fails.
+    wait_deadline_s: Seconds = 6 * 3600.0
 
     # --- Celery ---------------------------------------------------------------------------------
     visibility_timeout_s: Seconds = 900.0
-    task_time_limit_s: Seconds = 300.0
+    # One step makes a few HTTP calls, each bounded by the AEP timeouts: two minutes is ample, and it
+    # bounds how long a step that died holds its run before the watchdog publishes it again.
+    task_time_limit_s: Seconds = 120.0
     result_expires_s: Seconds = 7 * 86400.0
     run_record_ttl_s: Seconds = 30 * 86400.0
     delay_pump_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
@@ -129,6 +144,13 @@ class Settings(BaseSettings):
     def _timeouts_fit(self) -> Settings:
         if self.visibility_timeout_s <= self.task_time_limit_s:
             raise ValueError("VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks")
+        post_timeout = self.aep_connect_timeout_s + self.aep_read_timeout_s
+        if self.look_settle_s < post_timeout:
+            raise ValueError(
+                f"LOOK_SETTLE_S ({self.look_settle_s:g}) must be at least AEP_CONNECT_TIMEOUT_S + AEP_READ_TIMEOUT_S "
+                f"({post_timeout:g}): a POST that AEP accepted may not be in its lists sooner, and the step would "
+                "POST again"
+            )
         if self.flower_basic_auth is not None:
             user, sep, password = self.flower_basic_auth.get_secret_value().partition(":")
             if not (user and sep and password):
@@ -168,14 +190,17 @@ class Settings(BaseSettings):
             yield name, mask_url_password(value) if name == "redis_url" else value
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per bad variable, naming it and why; the input value is never printed."""
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = "_".join(str(p) for p in err["loc"]).upper() or "SETTINGS"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+REMOVED = {
+    "QUOTA_RESERVATION_TTL_S": "a quota slot is now spent when its POST is sent and never lapses",
+}
+"""Variables that earlier versions read, and why they are gone (the start-up checks warn about them)."""
+
+
+def removed_settings_in_use() -> list[str]:
+    """One line per removed variable still set in the environment."""
+    import os
+
+    return [f"{name} is no longer used: {why}; unset it" for name, why in REMOVED.items() if name in os.environ]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -183,7 +208,8 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc)) from None
+        message = describe_validation_error(exc, "invalid configuration", where=env_var, empty="SETTINGS")
+        raise SettingsError(message) from None
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,6 @@ from rich.live import Live
 from rich.table import Table
 
 from aep_activator.aep.coordination.runs import RunRecord
-from aep_activator.aep.pipeline import plan as c
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.devstack.embedded_redis import provision
@@ -43,7 +42,7 @@ def step_rows(run: RunRecord, steps: list[str]) -> list[tuple[str, str, str, str
     """(step, state, duration, detail) for each step of the run, from its timeline."""
     rows = []
     now = time.time()
-    for name in (s.rsplit(".", 1)[-1] for s in steps):
+    for name in steps:
         events = [e for e in run.timeline if e.get("step") == name]
         started = next((e["t"] for e in events if e["event"] == "started"), None)
         finished = next((e for e in events if e["event"] in DONE_EVENTS), None)
@@ -74,7 +73,6 @@ def progress_table(run: RunRecord, steps: list[str]) -> Table:
 
 
 def summary(run: RunRecord, rt: Any) -> Table:
-    s = rt.settings
     table = Table(title="summary", show_header=False, title_justify="left")
     table.add_row("status", run.status)
     table.add_row("segment job", run.segment_job_id or "-")
@@ -82,12 +80,10 @@ def summary(run: RunRecord, rt: Any) -> Table:
     for o in run.flow_runs:
         table.add_row("flow run", f"{o['run_id']} ({o['segment']} → {o['order']}: {o.get('status')})")
     table.add_row("total time", f"{run.updated_at - run.created_at:.1f}s (simulated AEP at high speed)")
-    for name, scope, limit in (
-        (c.QUOTA_ADHOC, s.aep_org_id or "", s.quota_adhoc_per_day),
-        (c.QUOTA_SEGMENT_JOBS, s.aep_sandbox_name or "default", s.quota_segment_jobs_per_day),
-    ):
-        usage = rt.quotas.usage(name, scope, limit)
-        table.add_row(f"quota {name}", f"{usage.remaining} of {limit} left today (demo namespace)")
+    from aep_activator.tasks.producer import quota_usage
+
+    for usage in quota_usage():
+        table.add_row(f"quota {usage.name}", f"{usage.remaining} of {usage.limit} left today (demo namespace)")
     if run.error:
         table.add_row("error", run.error)
     return table
@@ -132,16 +128,19 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
 
         configure(stack.settings())
         run_id = start_activation(req.model_copy(update={"started_by": "demo"}))
-        console.print(f"[bold]run[/bold]        {run_id}: {' → '.join(s.rsplit('.', 1)[-1] for s in req.steps())}")
+        from aep_activator.tasks.producer import step_names
+
+        steps = step_names(req)
+        console.print(f"[bold]run[/bold]        {run_id}: {' → '.join(steps)}")
         rt = runtime.runtime()
         run = rt.ledger.get(run_id)
         assert run is not None
         deadline = time.monotonic() + 120
-        with Live(progress_table(run, req.steps()), console=console, refresh_per_second=8) as live:
+        with Live(progress_table(run, steps), console=console, refresh_per_second=8) as live:
             while not run.terminal and time.monotonic() < deadline:
                 time.sleep(0.1)
                 run = rt.ledger.get(run_id) or run
-                live.update(progress_table(run, req.steps()))
+                live.update(progress_table(run, steps))
         console.print(summary(run, rt))
         if not run.terminal:
             console.print("[red]the run did not finish within 120 s[/red]; worker log tail:")

@@ -7,6 +7,7 @@ share one Redis without touching each other's quotas, runs or messages.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 
 import redis
 
+from aep_activator.aep.api import paths
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.aepsim.server import SimulatorServer
 from aep_activator.config.settings import Settings, load_settings
@@ -85,7 +87,10 @@ class Stack:
             "AEP_CLIENT_SECRET": client.clientSecret,
             "AEP_ORG_ID": fixture.orgId,
             "AEP_SANDBOX_NAME": "prod",
+            "AEP_CONNECT_TIMEOUT_S": "2",
             "AEP_READ_TIMEOUT_S": "5",
+            "LOOK_SETTLE_S": "8",
+            "WATCHDOG_GRACE_S": "5",
             "VISIBILITY_TIMEOUT_S": "30",
             "TASK_TIME_LIMIT_S": "20",
             **FAST_POLLS,
@@ -186,13 +191,61 @@ class Stack:
         ]
 
     def posts(self) -> dict[str, int]:
-        """Requests per ``POST template`` that AEP accepted (answered 2xx, or processed and then hung)."""
+        """Every POST *attempt* per path template, whatever its answer (the promise is about attempts)."""
         counts: dict[str, int] = {}
         for e in self.journal(method="POST"):
-            status = e.get("status")
-            # Injected 5xx/429 and dropped connections are answered before processing: AEP did nothing.
-            # "hung" means processed and then never answered (accept-then-timeout).
-            if not (status == "hung" or (isinstance(status, int) and 200 <= status < 300)):
-                continue
             counts[e["template"]] = counts.get(e["template"], 0) + 1
         return counts
+
+    def accepted_posts(self) -> dict[str, int]:
+        """POSTs per template that AEP accepted: answered 2xx, or processed and then never answered (hung).
+
+        Injected 5xx/429 and dropped connections are answered before processing: AEP did nothing.
+        """
+        counts: dict[str, int] = {}
+        for e in self.journal(method="POST"):
+            if accepted(e):
+                counts[e["template"]] = counts.get(e["template"], 0) + 1
+        return counts
+
+    def post_history(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The AEP POSTs of each (run id, step), oldest first, told apart by their ``x-request-id``."""
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for e in self.journal(method="POST"):
+            if e["template"] not in POST_TEMPLATES:
+                continue
+            rid = next((v for k, v in e["headers"].items() if k.lower() == "x-request-id"), "")
+            run_id, _, rest = rid.partition(".")
+            out.setdefault((run_id, rest.split(".", 1)[0]), []).append(e)
+        return out
+
+    def post_promise_violations(self, settle_s: float | None = None) -> list[str]:
+        """Breaches of "one accepted POST per step; no new POST attempt while an earlier one's outcome is
+        unknown" (a 5xx, a dropped connection or a lost answer is unknown to the client, until AEP's lists
+        prove it: at least LOOK_SETTLE_S later)."""
+        settle = float(self.env()["LOOK_SETTLE_S"]) if settle_s is None else settle_s
+        problems = []
+        for (run_id, step), posts in self.post_history().items():
+            if sum(accepted(e) for e in posts) > 1:
+                problems.append(f"run {run_id} {step}: {sum(accepted(e) for e in posts)} POSTs accepted")
+            for a, b in itertools.pairwise(posts):
+                if outcome_unknown(a) and b["time"] - a["time"] < settle:
+                    problems.append(
+                        f"run {run_id} {step}: POSTed again {b['time'] - a['time']:.1f}s after a POST whose outcome "
+                        f"was unknown ({a['status']})"
+                    )
+        return problems
+
+
+POST_TEMPLATES = frozenset(paths.POSTS)
+
+
+def accepted(entry: dict[str, Any]) -> bool:
+    status = entry.get("status")
+    return status == "hung" or (isinstance(status, int) and 200 <= status < 300)
+
+
+def outcome_unknown(entry: dict[str, Any]) -> bool:
+    """What the client could not tell apart from acceptance: no answer, or a 5xx to a POST."""
+    status = entry.get("status")
+    return status in ("hung", "dropped") or (isinstance(status, int) and status >= 500)

@@ -1,9 +1,12 @@
 """The Celery application. ``celery -A workers worker`` finds it as ``workers.app`` (a re-export).
 
-Redis is the broker and the result backend. Steps are idempotent (run ledger + fences), so messages
-are acknowledged late and requeued when a worker dies. Waiting happens in the Redis delay queue, not
-in ETA messages, so ``visibility_timeout`` only needs to exceed one task's hard time limit; the start-up
-check in ``workers/checks.py`` refuses a configuration where it does not.
+Redis is the broker and the result backend. A step's broker message is only a wake-up: the run's
+carrier lives in the run ledger (aep/coordination/runs.py) and is written atomically with every
+change, so step messages are acknowledged on receipt and store no result. A failed publish, an
+exception outside a step's own handler, a soft or hard time limit, or a message lost by kombu between
+BRPOP and its unacked record leaves the carrier in place, and the watchdog (tasks/watchdog.py)
+publishes the step again. Waits never become ETA messages, and the broker connection has socket
+timeouts, so a half-open connection cannot freeze a worker.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from typing import Any
 from celery import Celery
 
 from aep_activator.config.settings import Settings, SettingsError
-from aep_activator.tasks.pump import DelayPump
+from aep_activator.tasks.watchdog import Watchdog
 
 
 def celery_config(s: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {
         "visibility_timeout": int(s.visibility_timeout_s),
         "socket_keepalive": True,
+        # Without these a half-open connection blocks the consumer (and the watchdog, which runs in
+        # the same event loop) until TCP keepalive gives up, about 2 h. kombu's BRPOP waits 1 s.
+        "socket_timeout": 15,
+        "socket_connect_timeout": 5,
         "health_check_interval": 30,
         # A killed worker's unacked messages come back once they are older than visibility_timeout, but
         # only when some worker sweeps for them: kombu's default sweep runs every 10 s x 10 ticks. Sweep
@@ -42,18 +49,25 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "result_accept_content": ["json"],
         "result_expires": int(s.result_expires_s),
         "result_extended": True,
+        # Step tasks set acks_late=False and ignore_result=True themselves (tasks/steps.py); these are
+        # for activation.start, whose result a producer reads, and which records its run idempotently.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "task_track_started": True,
+        # A publish outlives a Redis restart of a few seconds; beyond that the caller's carrier holds.
+        "task_publish_retry_policy": {"max_retries": 10, "interval_start": 0.2, "interval_step": 0.5,
+                                      "interval_max": 2.0},
         "task_time_limit": int(s.task_time_limit_s),
         "task_soft_time_limit": int(s.task_time_limit_s * 0.9),
         # No task-sent events: each would be a second publish on the producer's hot path, and Flower
         # learns of every task from the worker's task-received event anyway.
         "task_send_sent_event": False,
         "worker_send_task_events": True,
+        "redis_socket_timeout": 15,
+        "redis_socket_connect_timeout": 5,
         "worker_prefetch_multiplier": 1,
-        # A safety net only: our own waits never become ETA messages (aep/delays.py).
+        # A safety net only: our own waits never become ETA messages (aep/coordination/carriers.py).
         "worker_eta_task_limit": 100,
         "worker_hijack_root_logger": False,
         "enable_utc": True,
@@ -87,7 +101,7 @@ app = Celery("aep_activator", set_as_current=False)
 """The one Celery app. Configured from the settings lazily (saleor's ``celeryconf.py`` is the model):
 importing this module reads no settings, so ``aep-activator --help`` works with any environment."""
 app.add_defaults(_lazy_config)
-app.steps["worker"].add(DelayPump)
+app.steps["worker"].add(Watchdog)
 
 
 def configure(settings: Settings | None) -> None:

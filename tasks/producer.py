@@ -1,10 +1,13 @@
 """The producer API: start, cancel and resume activation runs.
 
-    from aep_activator.tasks import start_activation
+    from aep_activator import start_activation
     run_id = start_activation(ActivationRequest(...))      # or a dict / JSON string of one
 
-Nothing is enqueued unless the request validates. The same ``idempotency_key`` returns the same run
-id and starts nothing new.
+Nothing is recorded unless the request validates. A run is recorded together with its first carrier
+in one atomic write, and only then is its wake-up published on this package's Celery app (never on
+Celery's fallback ``current_app``). If that publish fails, the run is still safe: the watchdog
+publishes it within ``WATCHDOG_GRACE_S``. The same ``idempotency_key`` returns the same run and
+starts nothing new.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import time
 import uuid
 from typing import Any
 
-from celery import chain, signature
 from pydantic import ValidationError
 
-from aep_activator.aep.api.errors import AEPError, QuotaExhausted
-from aep_activator.aep.coordination.runs import TERMINAL, RunRecord
-from aep_activator.aep.pipeline import plan as c
-from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aep.api.errors import QuotaExhausted
+from aep_activator.aep.coordination.quota import QuotaUsage
+from aep_activator.aep.coordination.runs import TERMINAL, Created, Event, FailureKind, RunRecord, RunStatus
+from aep_activator.aep.pipeline.request import ActivationRequest, describe_validation_error
+from aep_activator.aep.pipeline.scopes import Quota, specs
 from aep_activator.tasks.celery import app
+from aep_activator.tasks.flower_events import show_revoked
 from aep_activator.tasks.runtime import runtime
+from aep_activator.tasks.wakeups import publish
 
 log = logging.getLogger(__name__)
 
@@ -40,153 +45,142 @@ def parse_request(request: ActivationRequest | dict[str, Any] | str | bytes) -> 
             return ActivationRequest.model_validate_json(request)
         return ActivationRequest.model_validate(request)
     except ValidationError as exc:
-        raise InvalidRequest(describe(exc)) from None
-
-
-def describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "request"
-        lines.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-    return "invalid activation request:\n  " + "\n  ".join(lines)
-
-
-def build_chain(run_id: str, steps: list[str]) -> Any:
-    """The run's Celery chain: immutable signatures by task name, each taking only the run id."""
-    return chain(*(signature(name, args=(run_id,), immutable=True, app=app) for name in steps))
-
-
-def _frozen_chain(run_id: str, steps: list[str]) -> tuple[Any, list[str]]:
-    canvas = build_chain(run_id, steps)
-    canvas.freeze()
-    return canvas, [t.id for t in canvas.tasks]
-
-
-def _launch(run_id: str, steps: list[str]) -> list[str]:
-    canvas, ids = _frozen_chain(run_id, steps)
-    runtime().ledger.update(run_id, chain=ids)
-    canvas.apply_async()
-    return ids
+        raise InvalidRequest(describe_validation_error(exc, "invalid activation request")) from None
 
 
 def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) -> str:
     """Validate, record and enqueue one run. Returns its run id.
 
-    With ``on_quota="fail"`` an exhausted quota raises :class:`QuotaExhausted` here, before anything is
-    enqueued. The quota is only *checked* here; it is reserved by the step that spends it.
+    An invalid request raises :class:`InvalidRequest` naming every bad field, and nothing is recorded.
+    With ``on_quota="fail"`` a quota already used up raises :class:`QuotaExhausted` here, before anything
+    is recorded (the slot itself is spent by the step that POSTs).
     """
+    return start(request).run_id
+
+
+def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
+    """:func:`start_activation`, returning what happened: ``created``, ``existing`` or ``relaunched``."""
     req = parse_request(request)
     rt = runtime()
     if req.on_quota == "fail":
         _check_quotas(req)
-    run_id = uuid.uuid4().hex
-    canvas, ids = _frozen_chain(run_id, req.steps())
-    found, created = rt.ledger.create(
-        req.wire(),
-        started_by=req.started_by,
+    first = rt.plan.first(req)
+    created = rt.ledger.create(
+        req.wire(), started_by=req.started_by, first_step=first.name, run_id=uuid.uuid4().hex,
         idempotency_key=req.idempotency_key,
-        run_id=run_id,
-        extra={"chain": ids, "launched": 1},
-    )
-    if created:
-        canvas.apply_async()
-    elif rt.redis.hsetnx(rt.ledger.key(found), "launched", 1):
-        # The producer that owns this key died between recording the run and recording it launched.
-        _launch(found, req.steps())
-    return found
+    )  # fmt: skip
+    if created.needs_wakeup:
+        publish(app, rt, created.run_id, created.step, created.seq, created.generation)
+    return created
 
 
 def _check_quotas(req: ActivationRequest) -> None:
     rt = runtime()
     s = rt.settings
-    checks = [(c.QUOTA_ADHOC, s.aep_org_id or "", s.quota_adhoc_per_day)]
-    if req.segment_job:
-        checks.append((c.QUOTA_SEGMENT_JOBS, s.aep_sandbox_name or "default", s.quota_segment_jobs_per_day))
-    for name, scope, limit in checks:
-        usage = rt.quotas.usage(name, scope, limit)
-        if usage.remaining <= 0:
-            raise QuotaExhausted(
-                f"{name} quota for {scope} is used up ({usage.used}/{limit}); resets at {usage.reset_at:.0f}",
-                quota=name,
-                reset_at=usage.reset_at,
-            )
+    limits = rt.step_config.quotas
+    quotas = [Quota.ADHOC, *([Quota.SEGMENT_JOBS] if req.segment_job else [])]
+    now = rt.quotas.server_time()
+    for quota in quotas:
+        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name):
+            usage = rt.quotas.usage(spec, now)
+            if usage.remaining <= 0:
+                raise QuotaExhausted(
+                    f"{spec.name} quota for {spec.scope} is used up ({usage.used}/{spec.limit}); "
+                    f"resets at {usage.reset_at:.0f}",
+                    quota=spec.name,
+                    reset_at=usage.reset_at,
+                )
+
+
+def quota_usage() -> list[QuotaUsage]:
+    """Every quota this deployment spends, as of now (Redis's clock): used, pending, limit, reset."""
+    rt = runtime()
+    s = rt.settings
+    now = rt.quotas.server_time()
+    limits = rt.step_config.quotas
+    return [
+        rt.quotas.usage(spec, now)
+        for quota in Quota
+        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name)
+    ]
+
+
+def step_names(request: ActivationRequest) -> list[str]:
+    """The steps ``request`` runs, in order (from the plan)."""
+    return [s.name for s in runtime().plan.steps_for(request)]
 
 
 def get_run(run_id: str) -> RunRecord | None:
     return runtime().ledger.get(run_id)
 
 
-def cancel_run(run_id: str) -> RunRecord:
-    """Stop a run: mark it cancelled, revoke its queued steps, DELETE its in-flight AEP jobs."""
-    rt = runtime()
-    run = rt.ledger.get(run_id)
-    if run is None:
-        raise KeyError(run_id)
-    if run.terminal:
-        return run
-    rt.ledger.finish_if_open(run_id, "cancelled", "cancelled by an operator", step=run.step)
-    if run.chain:
-        app.control.revoke(run.chain)
-    aep_status = (run.aep_status or "").upper()
-    in_flight = aep_status not in {"SUCCEEDED", "FAILED", "CANCELLED"}
-    try:
-        if run.step == "poll_segment_job" and run.segment_job_id and in_flight:
-            rt.client.segment_jobs.cancel(run.segment_job_id)
-        elif run.step == "poll_export_job" and run.export_job_id and in_flight:
-            rt.client.export_jobs.cancel(run.export_job_id)
-    except AEPError as exc:
-        log.warning("run %s: cancelling the AEP job failed: %s", run_id, exc)
-        rt.ledger.event(run_id, run.step, "cancel-failed", str(exc))
-    rt.locks.release(ActivationRequest.model_validate(run.request).audiences, run_id)
-    cancelled = rt.ledger.get(run_id)
-    assert cancelled is not None
-    return cancelled
+def cancel_run(run_id: str, *, actor: str = "cli", timeout_s: float | None = None) -> RunRecord:
+    """Cancel a run: from the moment this returns, nothing is POSTed for it.
 
-
-# A failed poll whose AEP job itself failed restarts at the create step: re-polling a FAILED job
-# would only fail again. These are the ledger fields that step's retry must forget.
-_RECREATE = {
-    "poll_segment_job": ("create_segment_job", ["segment_job_id", "intent:segment_job", "quota:segment_jobs"]),
-    "poll_export_job": ("create_export_job", ["export_job_id", "intent:export_job"]),
-    "poll_activation": ("run_activation", ["flow_runs", "intent:activation", "quota:adhoc"]),
-}
-
-
-def resume_run(run_id: str) -> RunRecord:
-    """Restart a failed (or stuck queued) run from the step it stopped at, reusing the AEP ids it has.
-
-    When the failed step was a poll and its AEP job ended FAILED or CANCELLED (or the poll gave up
-    at the deadline and cancelled it), the run restarts at that job's create step instead, which
-    POSTs a new job and spends quota again under a new holder (``generation``).
+    If a step holds the run with a POST in flight, this waits (here, in the caller's process) for that
+    step to record the answer, at most until its lease runs out; then it ends the run, frees its
+    audiences, DELETEs its in-flight AEP job and marks its waiting step revoked in Flower.
     """
     rt = runtime()
-    run = rt.ledger.get(run_id)
-    if run is None:
+    record = rt.ledger.get(run_id, timeline=False)
+    if record is None:
         raise KeyError(run_id)
-    if run.status not in {"failed", "queued"}:
-        raise ValueError(f"run {run_id} is {run.status}; only failed or stuck queued runs can be resumed")
-    req = ActivationRequest.model_validate(run.request)
-    steps = req.steps()
-    names = [s.rsplit(".", 1)[-1] for s in steps]
-    step = run.step if run.step in names else names[0]
+    lock_keys = rt.locks.keys(_audiences(record))
+    deadline = time.monotonic() + (timeout_s if timeout_s is not None else rt.lease_s + 5)
+    while True:
+        result = rt.ledger.cancel(run_id, actor, lock_keys=lock_keys)
+        if result.verdict != "wait" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # the caller's process (CLI, API), never a worker
+    if result.verdict == "cancelled":
+        cancelled = rt.ledger.get(run_id, timeline=False) or record
+        step = rt.plan.get(result.step)
+        if step is not None and step.cancel is not None:
+            try:
+                step.cancel(rt.client, cancelled)
+            except Exception as exc:
+                log.warning("run %s: cancelling its AEP job failed: %s", run_id, exc)
+                rt.ledger.note(run_id, Event(result.step, "cancel-failed", str(exc), pin=True))
+        show_revoked(app, cancelled.task_id)
+    elif result.verdict == "missing":
+        raise KeyError(run_id)
+    return rt.ledger.get(run_id) or record
+
+
+def resume_run(run_id: str, *, actor: str = "cli") -> RunRecord:
+    """Restart a failed run at the step that failed, reusing the AEP ids it already has.
+
+    When that step was a poll whose AEP job ended FAILED or CANCELLED or outlived its deadline
+    (``failure_kind`` ``aep_job_failed`` or ``deadline``), the run restarts at that job's create step
+    instead: it POSTs a new job and spends quota again, under a new generation.
+    """
+    rt = runtime()
+    record = rt.ledger.get(run_id, timeline=False)
+    if record is None:
+        raise KeyError(run_id)
+    if record.status is not RunStatus.FAILED:
+        raise ValueError(f"run {run_id} is {record.status}; only a failed run can be resumed")
+    req = ActivationRequest.model_validate(record.request)
+    names = [s.name for s in rt.plan.steps_for(req)]
+    failed_at = record.failure.step if record.failure and record.failure.step in names else record.step
+    step = rt.plan[failed_at] if failed_at in names else rt.plan.first(req)
     forget: list[str] = []
-    job_dead = (run.aep_status or "").upper() in {"FAILED", "CANCELLED", "CANCELLING"} or "failed" in (
-        run.aep_status or ""
-    )
-    if run.status == "failed" and step in _RECREATE and (job_dead or "after" in (run.error or "")):
-        step, forget = _RECREATE[step]
-    start = names.index(step)
-    index = c.STEP_TASKS.index(steps[start])
-    key = rt.ledger.key(run_id)
-    rt.redis.hdel(key, *[f"errors:{n}" for n in names], "error", "aep_status", *forget)
-    if forget:
-        rt.redis.hincrby(key, "generation", 1)
-    rt.ledger.reset_cursor(index - 1, run_id)
-    # The one transition out of a terminal status, so it bypasses the ledger's terminal guard.
-    rt.redis.hset(key, "status", "queued")
-    rt.ledger.event(run_id, step, "resumed", f"from {step}", step=step)
-    _launch(run_id, steps[start:])
-    return rt.ledger.get(run_id) or run
+    new_generation = False
+    kind = record.failure.kind if record.failure else None
+    if step.recreate and kind in (FailureKind.AEP_JOB_FAILED, FailureKind.DEADLINE):
+        create = rt.plan[step.recreate]
+        forget = [*step.forget, f"spent:{create.name}", "activated_at"]
+        step, new_generation = create, True
+    resumed = rt.ledger.resume(run_id, step.name, forget=forget, new_generation=new_generation, actor=actor)
+    publish(app, rt, run_id, resumed.step, resumed.seq, resumed.generation)
+    return rt.ledger.get(run_id) or record
+
+
+def _audiences(record: RunRecord) -> list[str]:
+    try:
+        return ActivationRequest.model_validate(record.request).audiences
+    except ValidationError:
+        return []
 
 
 def run_summary(run: RunRecord) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The per-process runtime a task needs: Redis, ledgers and (lazily) the AEP client.
+"""The per-process runtime a task needs: Redis, the ledgers and (lazily) the AEP client.
 
 Built on first use in each process, so a prefork child builds its own connections after the fork.
 This module and the entry points are the only places that read settings.
@@ -7,31 +7,40 @@ This module and the entry points are the only places that read settings.
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
 
 from aep_activator.aep.api.auth import IMSTokenProvider, StaticToken, TokenProvider
 from aep_activator.aep.api.client import AEPClient, make_session
-from aep_activator.aep.coordination.delays import RedisDelayQueue
+from aep_activator.aep.coordination.carriers import Carriers
+from aep_activator.aep.coordination.keys import Keys
 from aep_activator.aep.coordination.locks import AudienceLocks
-from aep_activator.aep.coordination.quota import RedisQuotaLedger
+from aep_activator.aep.coordination.quota import QuotaLedger
 from aep_activator.aep.coordination.redis_url import redis_from_url
 from aep_activator.aep.coordination.runs import RunLedger
 from aep_activator.aep.pipeline.backoff import PollSchedule
-from aep_activator.aep.pipeline.steps import StepConfig, StepContext
+from aep_activator.aep.pipeline.plan import PLAN, Plan
+from aep_activator.aep.pipeline.scopes import QuotaLimits
+from aep_activator.aep.pipeline.steps.base import StepConfig
 from aep_activator.config.settings import Settings, get_settings
+
+LEASE_SLACK_S = 2.0
+"""A step's lease outlives its hard time limit by this much, so the step is surely dead when it ends:
+Celery kills it at the limit, counted from the task's start, which precedes the lease's start."""
 
 
 @dataclass
 class Runtime:
     settings: Settings
     redis: redis.Redis
+    keys: Keys
     ledger: RunLedger
-    quotas: RedisQuotaLedger
+    quotas: QuotaLedger
     locks: AudienceLocks
-    delays: RedisDelayQueue
+    carriers: Carriers
+    plan: Plan
     _client: AEPClient | None = field(default=None, repr=False)
 
     @property
@@ -40,21 +49,24 @@ class Runtime:
             self._client = build_client(self.settings, self.redis)
         return self._client
 
-    def step_context(self) -> StepContext:
-        s = self.settings
-        return StepContext(
-            client=self.client,
-            ledger=self.ledger,
-            quotas=self.quotas,
-            locks=self.locks,
-            config=step_config(s),
-            clock=time.time,
-        )
+    @property
+    def lease_s(self) -> float:
+        return self.settings.task_time_limit_s + LEASE_SLACK_S
+
+    @property
+    def step_config(self) -> StepConfig:
+        return step_config(self.settings)
+
+    def queue_keys(self) -> list[str]:
+        """The broker queue's Redis lists (kombu: the queue name and one per priority step)."""
+        q = self.settings.aep_queue
+        return [q, *(f"{q}\x06\x16{p}" for p in (3, 6, 9))]
 
 
 def step_config(s: Settings) -> StepConfig:
     return StepConfig(
         org_id=s.aep_org_id or "",
+        client_id=s.aep_client_id or "",
         sandbox=s.aep_sandbox_name,
         segment_poll=PollSchedule(
             s.poll_segment_initial_s, s.poll_factor, s.poll_segment_cap_s, s.poll_segment_deadline_s
@@ -64,10 +76,10 @@ def step_config(s: Settings) -> StepConfig:
             s.poll_activation_initial_s, s.poll_factor, s.poll_activation_cap_s, s.poll_activation_deadline_s
         ),
         poll_jitter=s.poll_jitter,
-        quota_adhoc=s.quota_adhoc_per_day,
-        quota_segment_jobs=s.quota_segment_jobs_per_day,
-        reservation_ttl_s=s.quota_reservation_ttl_s,
+        quotas=QuotaLimits(s.quota_adhoc_per_day, s.quota_segment_jobs_per_day, s.quota_window_s),
         audience_lock_ttl_s=s.audience_lock_ttl_s,
+        look_settle_s=s.look_settle_s,
+        wait_deadline_s=s.wait_deadline_s,
     )
 
 
@@ -101,23 +113,26 @@ def build_client(s: Settings, client: redis.Redis) -> AEPClient:
     )
 
 
-def build_runtime(s: Settings) -> Runtime:
+def build_runtime(s: Settings, plan: Plan | None = None, *, clock: Callable[[], float] | None = None) -> Runtime:
+    """Everything a process needs for ``s``. ``clock`` replaces Redis's TIME in every script (tests only)."""
     client = redis_from_url(s.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
-    window = s.quota_window_s
+    keys = Keys(s.aep_key_prefix)
     return Runtime(
         settings=s,
         redis=client,
-        ledger=RunLedger(client, s.aep_key_prefix, ttl_s=s.run_record_ttl_s),
-        quotas=RedisQuotaLedger(client, s.aep_key_prefix, window_s=window),
+        keys=keys,
+        ledger=RunLedger(client, keys, ttl_s=s.run_record_ttl_s, grace_s=s.watchdog_grace_s, clock=clock),
+        quotas=QuotaLedger(client, keys, edge_s=s.quota_edge_s),
         locks=AudienceLocks(client, s.aep_key_prefix),
-        # A pump that dies mid-publish leaves a lease; keep it within one redelivery delay.
-        delays=RedisDelayQueue(client, s.aep_key_prefix, lease_s=max(5.0, min(60.0, s.visibility_timeout_s))),
+        carriers=Carriers(client, keys, clock=clock),
+        plan=plan or _plan,
     )
 
 
 _runtime: Runtime | None = None
 _runtime_pid: int | None = None
 _settings_override: Settings | None = None
+_plan: Plan = PLAN
 
 
 def configure(settings: Settings | None) -> None:
@@ -125,6 +140,17 @@ def configure(settings: Settings | None) -> None:
     global _settings_override, _runtime
     _settings_override = settings
     _runtime = None
+
+
+def use_plan(plan: Plan) -> None:
+    """Run ``plan`` instead of the shipped one in this process (a test of an extra step)."""
+    global _plan, _runtime
+    _plan = plan
+    _runtime = None
+
+
+def current_plan() -> Plan:
+    return _plan
 
 
 def current_settings() -> Settings:

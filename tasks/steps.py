@@ -1,61 +1,55 @@
-"""The chain's tasks. Each is thin: fence, call one domain step, return a small dict of ids.
+"""The chain's Celery tasks, made from the plan: one thin task per step, named ``activation.<step>``.
 
-Task names are the step names (Flower shows them); arguments are only the run id.
+Each task's arguments are the run id and the carrier ``seq`` of its wake-up (small JSON, no secret);
+it calls :func:`tasks.runner.execute`. Tasks are acknowledged on receipt: a broker message is only a
+wake-up, and the run's carrier in Redis is what is never lost. No result is stored: Flower reads
+task events, and the run ledger holds every outcome.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 
-from aep_activator.aep.pipeline import plan as c
-from aep_activator.aep.pipeline import steps as activation
+from aep_activator.aep.pipeline.plan import PLAN, TASK_START, Plan, Step
 from aep_activator.tasks.celery import app
-from aep_activator.tasks.policy import StepTask, run_step
+from aep_activator.tasks.runner import execute
 
 
-def _poll_free(step: Any) -> Any:
-    # create steps take no attempt number; give every step one signature.
-    return lambda ctx, run, attempt: step(ctx, run)
+def register(celery_app: Celery, plan: Plan) -> None:
+    """Register a task for every step of ``plan`` that has none yet (idempotent)."""
+    for step in plan.steps:
+        if step.task_name not in celery_app.tasks:
+            _task_for(celery_app, step)
 
 
-@app.task(bind=True, base=StepTask, name=c.TASK_CREATE_SEGMENT_JOB, step_index=0)
-def create_segment_job(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, _poll_free(activation.create_segment_job))
+def _task_for(celery_app: Celery, step: Step) -> Task:
+    def run(self: Task, run_id: str, seq: int = -1) -> dict[str, Any]:
+        from aep_activator.tasks.runtime import runtime
+
+        return execute(self, runtime().plan[step.name], run_id, seq)
+
+    run.__name__ = step.name
+    run.__doc__ = f"Step {step.name} of an activation run (arguments: run id, carrier seq)."
+    task: Task = celery_app.task(
+        bind=True, name=step.task_name, acks_late=False, ignore_result=True, typing=False, max_retries=None
+    )(run)
+    return task
 
 
-@app.task(bind=True, base=StepTask, name=c.TASK_POLL_SEGMENT_JOB, step_index=1)
-def poll_segment_job(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, activation.poll_segment_job)
+register(app, PLAN)
 
 
-@app.task(bind=True, base=StepTask, name=c.TASK_CREATE_EXPORT_JOB, step_index=2)
-def create_export_job(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, _poll_free(activation.create_export_job))
-
-
-@app.task(bind=True, base=StepTask, name=c.TASK_POLL_EXPORT_JOB, step_index=3)
-def poll_export_job(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, activation.poll_export_job)
-
-
-@app.task(bind=True, base=StepTask, name=c.TASK_RUN_ACTIVATION, step_index=4)
-def run_activation(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, _poll_free(activation.run_activation))
-
-
-@app.task(bind=True, base=StepTask, name=c.TASK_POLL_ACTIVATION, step_index=5)
-def poll_activation(self: Task, run_id: str) -> dict[str, Any]:
-    return run_step(self, run_id, activation.poll_activation)
-
-
-@app.task(bind=True, name=c.TASK_START, acks_late=True)
+@app.task(bind=True, name=TASK_START, acks_late=True)
 def start(self: Task, **request: Any) -> dict[str, Any]:
-    """Public entry: ``send_task("activation.start", kwargs=<ActivationRequest JSON>)`` from any service.
+    """Public entry: ``send_task("activation.start", kwargs=<ActivationRequest JSON>, queue=AEP_QUEUE)``.
 
-    Validates exactly like :func:`tasks.start_activation`; an invalid request fails this task with the
-    validation message and starts nothing. The same ``idempotency_key`` returns the same run id.
+    Validates exactly like :func:`aep_activator.start_activation`; an invalid request fails this task with
+    the validation message and starts nothing. The same ``idempotency_key`` returns the same run id.
+    Kombu's Redis transport can lose a message between BRPOP and its unacked record, before any run is
+    recorded: services that need every request carried should use the Python producer (or the HTTP API),
+    which records the run before any message exists.
     """
     from aep_activator.tasks.producer import start_activation
 

@@ -1,7 +1,7 @@
 """The AEP client: one explicit object, resource groups, typed answers, one error tree.
 
     client = AEPClient(base_url, tokens=provider, api_key=..., org_id=..., sandbox="prod")
-    job = client.segment_jobs.create(["4afe34ae-…"])
+    job = client.segment_jobs.create(["4afe34ae-…"])      # resource groups: aep/api/resources.py
     job = client.segment_jobs.get(job.id)
     exp = client.export_jobs.create(ExportJobCreate(...))
     res = client.activations.run({"<dataflow>": ["<audience>"]}, export_ids=[exp.id])      # v1
@@ -17,9 +17,11 @@ A 401 triggers one token refresh and one re-send (AEP did not act on a request i
 from __future__ import annotations
 
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3
@@ -29,26 +31,40 @@ from urllib3.util.retry import Retry
 
 from aep_activator.aep.api.auth import TokenProvider
 from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_from_exception, error_from_response
-from aep_activator.aep.api.models import (
-    ADHOC_V2_ACCEPT,
-    AdhocRunResponse,
-    AdhocRunV1,
-    AdhocRunV2,
-    CancelResponse,
-    ExportJob,
-    ExportJobCreate,
-    ExportJobList,
-    ExportJobStatus,
-    FlowRun,
-    FlowRunList,
-    SegmentJob,
-    SegmentJobCreate,
-    SegmentJobList,
-    SegmentJobStatus,
-)
-from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _Trace:
+    """The ``x-request-id`` prefix of the calls made inside :func:`tracing`, and their count."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.calls = 0
+
+    def next_id(self) -> str:
+        self.calls += 1
+        return f"{self.prefix}.{self.calls}"
+
+
+_trace: ContextVar[_Trace | None] = ContextVar("aep_trace", default=None)
+
+
+@contextmanager
+def tracing(prefix: str) -> Iterator[None]:
+    """Send ``x-request-id: {prefix}.{n}`` on the n-th call made inside this block (AEP documents the
+    header as the caller's tracing id): logs, the simulator's journal and AEP support can tie each call
+    to its run and step. Outside a block, each call gets a random id."""
+    token = _trace.set(_Trace(prefix))
+    try:
+        yield
+    finally:
+        _trace.reset(token)
+
+
+def request_id() -> str:
+    trace = _trace.get()
+    return trace.next_id() if trace is not None else uuid.uuid4().hex
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -108,6 +124,9 @@ class AEPClient:
         self._session = session or make_session()
         self._timeout = timeout
         self._max_body = max_body_bytes
+        # Imported here: the resources module imports this one for AEPClient's type.
+        from aep_activator.aep.api.resources import Activations, ExportJobs, FlowRuns, SegmentJobs
+
         self.segment_jobs = SegmentJobs(self)
         self.export_jobs = ExportJobs(self)
         self.activations = Activations(self)
@@ -119,8 +138,9 @@ class AEPClient:
     def close(self) -> None:
         self._session.close()
 
-    def _headers(self, token: str, extra: dict[str, str] | None, has_body: bool) -> dict[str, str]:
-        headers = {
+    def _headers(self, token: str, extra: dict[str, str | None] | None, has_body: bool) -> dict[str, str | None]:
+        headers: dict[str, str | None] = {
+            "x-request-id": request_id(),
             "Authorization": f"Bearer {token}",
             "x-api-key": self._api_key,
             "x-gw-ims-org-id": self._org_id,
@@ -140,7 +160,7 @@ class AEPClient:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | None] | None = None,
     ) -> requests.Response:
         """Send one request; return a 2xx answer with its body read, or raise an ``AEPError``."""
         url = self.base_url + path
@@ -226,123 +246,3 @@ class AEPClient:
                 method=resp.request.method if resp.request else None,
                 url=resp.url,
             ) from None
-
-
-def _id(value: str) -> str:
-    if not value or not str(value).strip():
-        raise ValueError("an id must be a non-empty string")
-    return quote(str(value), safe="")
-
-
-class SegmentJobs:
-    def __init__(self, client: AEPClient) -> None:
-        self._c = client
-
-    def create(self, segment_ids: list[str]) -> SegmentJob:
-        body = SegmentJobCreate.of(segment_ids).wire()
-        return self._c.parse(self._c.request("POST", SEGMENT_JOBS, json=body), SegmentJob)
-
-    def get(self, job_id: str) -> SegmentJob:
-        return self._c.parse(self._c.request("GET", f"{SEGMENT_JOBS}/{_id(job_id)}"), SegmentJob)
-
-    def list(
-        self,
-        *,
-        status: SegmentJobStatus | None = None,
-        limit: int = 100,
-        start: int | None = None,
-        sort: str = "creationTime:desc",
-        segment_id: str | None = None,
-    ) -> SegmentJobList:
-        params: dict[str, Any] = {"limit": limit, "sort": sort}
-        if status is not None:
-            params["status"] = status.value
-        if start is not None:
-            params["start"] = start
-        if segment_id is not None:
-            params["property"] = f"segments~segmentId=={segment_id}"
-        return self._c.parse(self._c.request("GET", SEGMENT_JOBS, params=params), SegmentJobList)
-
-    def cancel(self, job_id: str) -> CancelResponse | None:
-        resp = self._c.request("DELETE", f"{SEGMENT_JOBS}/{_id(job_id)}")
-        return self._c.parse(resp, CancelResponse) if resp.content.strip() else None
-
-
-class ExportJobs:
-    def __init__(self, client: AEPClient) -> None:
-        self._c = client
-
-    def create(self, spec: ExportJobCreate) -> ExportJob:
-        return self._c.parse(self._c.request("POST", EXPORT_JOBS, json=spec.wire()), ExportJob)
-
-    def get(self, job_id: str) -> ExportJob:
-        return self._c.parse(self._c.request("GET", f"{EXPORT_JOBS}/{_id(job_id)}"), ExportJob)
-
-    def list(
-        self, *, limit: int = 100, offset: str | None = None, status: ExportJobStatus | None = None
-    ) -> ExportJobList:
-        params: dict[str, Any] = {"limit": limit}
-        if offset:
-            params["offset"] = offset
-        if status is not None:
-            params["status"] = status.value
-        return self._c.parse(self._c.request("GET", EXPORT_JOBS, params=params), ExportJobList)
-
-    def iter(self, *, page_size: int = 100, max_pages: int = 10) -> Iterator[ExportJob]:
-        """Newest first, following ``link.next`` for at most ``max_pages`` pages."""
-        offset: str | None = None
-        for _ in range(max_pages):
-            page = self.list(limit=page_size, offset=offset)
-            yield from page.records
-            offset = page.next_offset
-            if not offset or not page.records:
-                return
-
-    def cancel(self, job_id: str) -> CancelResponse | None:
-        resp = self._c.request("DELETE", f"{EXPORT_JOBS}/{_id(job_id)}")
-        return self._c.parse(resp, CancelResponse) if resp.content.strip() else None
-
-
-class Activations:
-    def __init__(self, client: AEPClient) -> None:
-        self._c = client
-
-    def run(
-        self, activation_info: dict[str, list[str]], *, export_ids: list[str] | None = None, version: int = 1
-    ) -> AdhocRunResponse:
-        """Trigger an ad-hoc activation. v1 needs ``export_ids``; v2 must not have them."""
-        if version == 2:
-            if export_ids:
-                raise ValueError("ad-hoc v2 takes no export ids")
-            body = AdhocRunV2(activationInfo=activation_info).wire()
-            headers = {"Accept": ADHOC_V2_ACCEPT}
-        elif version == 1:
-            body = AdhocRunV1.model_validate({"activationInfo": activation_info, "exportIds": export_ids}).wire()
-            headers = {}
-        else:
-            raise ValueError("version must be 1 or 2")
-        resp = self._c.request("POST", ADHOC_RUN, json=body, headers=headers)
-        return self._c.parse(resp, AdhocRunResponse)
-
-
-class FlowRuns:
-    def __init__(self, client: AEPClient) -> None:
-        self._c = client
-
-    def get(self, run_id_or_status_url: str) -> FlowRun:
-        """One flow run, by id or by the ``statusURL`` an ad-hoc order returned.
-
-        Only the run id is taken from a URL: the request always goes to our own base URL, so a
-        hostile ``statusURL`` cannot make us send the bearer token to another host.
-        """
-        run_id = run_id_or_status_url
-        if "/" in run_id:
-            run_id = urlsplit(run_id).path.rstrip("/").rsplit("/", 1)[-1]
-        body = self._c.parse(self._c.request("GET", f"{FLOW_RUNS}/{_id(run_id)}"), FlowRunList)
-        if not body.items:
-            raise MalformedResponse(f"flow run {run_id}: answer has no items", url=f"{FLOW_RUNS}/{run_id}")
-        return body.items[0]
-
-    def list(self, *, flow_id: str, limit: int = 50) -> FlowRunList:
-        params = {"property": f"flowId=={flow_id}", "limit": limit}
-        return self._c.parse(self._c.request("GET", FLOW_RUNS, params=params), FlowRunList)

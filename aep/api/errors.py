@@ -11,6 +11,8 @@
     │   ├── Conflict              400 "Run already going on for audience …": defer, do not fail
     │   └── ValidationFailed      other 400/422: the request is wrong ("not part of this dataflow …")
     ├── JobFailed                 an AEP job ended FAILED/CANCELLED
+    │   └── DeadlineExceeded      an AEP job, or a wait, outlived its deadline (the job was cancelled)
+    ├── Unaccounted               a POST's outcome could not be settled from AEP's own lists in time
     └── QuotaExhausted            our own ledger says no: wait until ``reset_at``
 
 HTTP answers and transport exceptions map to this tree in exactly one place: :func:`error_from_response`
@@ -143,6 +145,14 @@ class JobFailed(AEPError):
         self.kind = kind
         self.job_id = job_id
         self.aep_status = aep_status
+
+
+class DeadlineExceeded(JobFailed):
+    """An AEP job (cancelled at AEP), or a wait for audiences held by others, outlived its deadline."""
+
+
+class Unaccounted(AEPError):
+    """A POST whose answer was lost could neither be found in AEP's lists nor proven absent in time."""
 
 
 class QuotaExhausted(AEPError):

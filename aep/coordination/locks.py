@@ -61,7 +61,7 @@ class AudienceLocks:
         names = _unique(audiences)
         if not names:
             return LockResult(ok=True, conflicts={})
-        flat = self._acquire(keys=self._keys(names), args=[_owner(owner), _ttl_ms(ttl_s)])
+        flat = self._acquire(keys=self.keys(names), args=[_owner(owner), _ttl_ms(ttl_s)])
         conflicts = {names[int(flat[i]) - 1]: _text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return LockResult(ok=not conflicts, conflicts=conflicts)
 
@@ -74,24 +74,25 @@ class AudienceLocks:
         names = _unique(audiences)
         if not names:
             return True
-        lost = self._refresh(keys=self._keys(names), args=[_owner(owner), _ttl_ms(ttl_s)])
+        lost = self._refresh(keys=self.keys(names), args=[_owner(owner), _ttl_ms(ttl_s)])
         return int(lost) == 0
 
     def release(self, audiences: Sequence[str], owner: str) -> None:
         """Delete the locks ``owner`` holds; locks held by anyone else are left alone. Idempotent."""
         names = _unique(audiences)
         if names:
-            self._release(keys=self._keys(names), args=[_owner(owner)])
+            self._release(keys=self.keys(names), args=[_owner(owner)])
 
     def owners(self, audiences: Sequence[str]) -> dict[str, str | None]:
         """The current owner of each audience's lock, or None when it is free."""
         names = _unique(audiences)
         if not names:
             return {}
-        values: list[bytes | str | None] = self._redis.mget(self._keys(names))
+        values: list[bytes | str | None] = self._redis.mget(self.keys(names))
         return {a: None if v is None else _text(v) for a, v in zip(names, values, strict=True)}
 
-    def _keys(self, audiences: Sequence[str]) -> list[str]:
+    def keys(self, audiences: Sequence[str]) -> list[str]:
+        """The lock keys of ``audiences`` (the run ledger releases them when a run ends)."""
         return [f"{self._prefix}{AUDIENCE_LOCK_SEGMENT}:{a}" for a in audiences]
 
 

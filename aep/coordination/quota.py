@@ -1,167 +1,212 @@
-"""The quota ledger: reserve -> commit | refund against calendar-window quotas in Redis.
+"""The quota ledger: a slot is spent *at send*, in the same atomic write that records the POST's intent.
 
-AEP allows very few runs: 20 ad-hoc activations a day per org and 2 on-demand segment jobs a day
-per sandbox (https://experienceleague.adobe.com/en/docs/experience-platform/destinations/api/ad-hoc-activation-api).
-One overshoot burns a scarce quota, so this is a ledger, not a rate limit:
+AEP allows very few runs: 20 ad-hoc activations a day per org, 2 on-demand segment jobs a day per
+sandbox (and 50 or 100 a year). One overshoot burns a scarce quota, so this is a ledger, not a rate
+limit, and it never lets a slot lapse while the POST that used it may have been accepted:
 
-1. ``reserve`` takes a slot before the POST (atomic Lua; never exceeds the limit, under any concurrency);
-2. ``commit`` records that AEP accepted it; ``refund`` returns the slot when the POST was not made
-   or was rejected. A reservation whose worker crashed lapses on its own after ``ttl_s``.
+1. ``spend`` (inside ``run_intent.lua``, atomically with the intent) takes one slot of every bucket the
+   POST counts against, all or nothing, and refuses when any is full;
+2. the slot stays spent when AEP accepted the POST *or its outcome is unknown*;
+3. ``refund`` gives it back only on proof that AEP did not accept the POST (a 4xx or 429 answer, a
+   refused connection, or AEP's own lists showing no such job: ``aep/pipeline/steps/looks.py``).
 
-Windows are aligned to the calendar: ``window_start = floor(now / window_s) * window_s`` in epoch
-seconds, so the default ``window_s = 86400`` is the UTC day. Time comes from the injected ``clock``
-and is passed to Lua in ARGV (never Redis ``TIME``), so tests can cross a UTC midnight.
+There is no reservation to expire: a worker that dies between sending and recording leaves a spent
+slot and an intent, and the step that picks the run up again looks before it creates.
 
-Redis key layout (also in the header of each ``aep/lua/quota_*.lua``)::
+**Windows** come from the server's clock: scripts read Redis ``TIME`` (tests inject a clock through
+ARGV), so every host counts in the same window whatever its own clock says. A daily window is a
+multiple of ``length_s`` (the UTC day by default); a yearly window opens on a month and day (the
+contract anniversary, 00:00 UTC). AEP's clock may still differ from Redis's, so a slot spent within
+``edge_s`` of a window boundary is counted in both windows that AEP might count it in.
 
-    {prefix}quota:{name}:{scope}:{window_start}:committed   SET   holders AEP accepted
-    {prefix}quota:{name}:{scope}:{window_start}:reserved    ZSET  holder -> expiry (epoch s)
+Key layout (keys.py; percent-encoded name and scope)::
 
-``name`` and ``scope`` are percent-encoded (``urllib.parse.quote(safe="")``), so an org id like
-``ABC@AdobeOrg`` or a scope containing ``:`` cannot split or collide with another key, glob
-characters cannot leak into ``SCAN`` patterns, and keys stay readable. Both keys expire at the end
-of the window plus one more window (measured on the injected clock), so old windows vanish.
+    {prefix}quota:{name}:{scope}:{window_start}:committed   SET  holders that spent a slot
+    {prefix}quota:{name}:{scope}:{window_start}:pending     SET  those whose POST outcome is not yet known
+
+Both expire one window after their window ends.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote
+from datetime import UTC, datetime
 
 import redis
-from redis.commands.core import Script
 
+from aep_activator.aep.coordination.keys import Keys
 from aep_activator.aep.coordination.scripts import load_script
 
-QUOTA_KEY_SEGMENT = "quota"
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class DailyWindow:
+    """Windows aligned to multiples of ``length_s`` since the epoch: the UTC day by default."""
+
+    length_s: int = DAY_S
+
+    def containing(self, t: float) -> tuple[int, int]:
+        start = math.floor(t / self.length_s) * self.length_s
+        return start, start + self.length_s
+
+
+@dataclass(frozen=True)
+class YearlyWindow:
+    """Windows of one year opening on ``month``-``day`` at 00:00 UTC (29 February is refused)."""
+
+    month: int = 1
+    day: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12 or not 1 <= self.day <= calendar.monthrange(2023, self.month)[1]:
+            raise ValueError(f"{self.month:02d}-{self.day:02d} is not a day that exists every year")
+
+    def _opening(self, year: int) -> int:
+        return int(datetime(year, self.month, self.day, tzinfo=UTC).timestamp())
+
+    def containing(self, t: float) -> tuple[int, int]:
+        year = datetime.fromtimestamp(t, UTC).year
+        start = self._opening(year)
+        if start > t:
+            year -= 1
+            start = self._opening(year)
+        return start, self._opening(year + 1)
+
+
+Window = DailyWindow | YearlyWindow
+
+
+@dataclass(frozen=True)
+class QuotaSpec:
+    """One quota of one scope: ``name`` (e.g. ``segment_jobs``), ``scope`` (a sandbox or the org), its limit."""
+
+    name: str
+    scope: str
+    limit: int
+    window: Window
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One window of one quota, as the scripts see it."""
+
+    spec: QuotaSpec
+    start: int
+    end: int
+    key: str
+
+    def script_args(self) -> list[str | int]:
+        return [self.key, self.spec.limit, self.start, self.end]
 
 
 @dataclass(frozen=True)
 class QuotaUsage:
-    """A snapshot of one quota window. ``used`` counts commits, ``reserved`` live reservations."""
+    """One quota's current window. ``used`` counts spent slots, ``pending`` those of them whose POST
+    outcome is not known yet."""
 
     name: str
     scope: str
     limit: int
     used: int
-    reserved: int
+    pending: int
     window_start: int
-    reset_at: float  # epoch seconds at which the next window starts
+    reset_at: float  # epoch s at which the next window opens
 
     @property
     def remaining(self) -> int:
-        """Slots still reservable in this window (never negative, even after a late commit)."""
-        return max(0, self.limit - self.used - self.reserved)
+        return max(0, self.limit - self.used)
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """The outcome of ``reserve``. Pass ``window_start`` back to ``commit``/``refund``.
-
-    ``already`` is True when this holder had already reserved or committed in this window
-    (a retried step), in which case ``ok`` is True and no new slot was taken.
-    """
-
+class SpendResult:
     ok: bool
-    holder: str
-    window_start: int
-    usage: QuotaUsage
-    already: bool
+    bucket: Bucket | None = None
+    """The first full bucket when refused."""
+    used: int = 0
 
 
-class RedisQuotaLedger:
-    """Calendar-window quotas stored in Redis; safe to share between processes and hosts."""
+class QuotaLedger:
+    """Spend, refund and read calendar-window quotas in Redis; safe to share between processes and hosts."""
 
-    def __init__(
-        self,
-        redis: redis.Redis,
-        prefix: str,
-        *,
-        window_s: int = 86400,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if window_s <= 0:
-            raise ValueError(f"window_s must be positive, got {window_s}")
-        self._redis = redis
-        self._prefix = prefix
-        self._window_s = window_s
-        self._clock = clock
-        # Registered scripts run by EVALSHA and fall back to EVAL when the server lacks them.
-        self._reserve: Script = load_script(redis, "quota_reserve")
-        self._commit: Script = load_script(redis, "quota_commit")
+    def __init__(self, client: redis.Redis, keys: Keys, *, edge_s: float = 60.0) -> None:
+        self._r = client
+        self._keys = keys
+        self.edge_s = edge_s
+        self._spend = load_script(client, "quota_spend")
+        self._refund = load_script(client, "quota_refund")
 
-    def window_start(self, now: float | None = None) -> int:
-        """The start (epoch s) of the window containing ``now`` (default: the clock's now)."""
-        t = self._clock() if now is None else now
-        return math.floor(t / self._window_s) * self._window_s
+    def buckets(self, specs: Sequence[QuotaSpec], now: float) -> list[Bucket]:
+        """Every bucket a POST at ``now`` counts against: each spec's window, and its neighbour when
+        ``now`` is within ``edge_s`` of a boundary (AEP's clock may put the POST there)."""
+        out: list[Bucket] = []
+        for spec in specs:
+            windows = {spec.window.containing(now)}
+            windows.add(spec.window.containing(now - self.edge_s))
+            windows.add(spec.window.containing(now + self.edge_s))
+            out += [self._bucket(spec, start, end) for start, end in sorted(windows)]
+        return out
 
-    def reserve(self, name: str, scope: str, limit: int, holder: str, ttl_s: float) -> Reservation:
-        """Atomically reserve one slot of ``name``/``scope`` for ``holder`` in the current window.
+    def _bucket(self, spec: QuotaSpec, start: int, end: int) -> Bucket:
+        return Bucket(spec, start, end, self._keys.quota(spec.name, spec.scope, start))
 
-        Refused (``ok=False``) when committed + live reservations + 1 would exceed ``limit``;
-        ``limit <= 0`` refuses every new holder. Idempotent per holder and window: a holder that
-        already reserved (its lease is renewed to ``ttl_s``) or committed gets ``ok, already``.
-        An uncommitted reservation lapses after ``ttl_s`` seconds.
+    def spend(self, holder: str, buckets: Sequence[Bucket], *, now: float | None = None) -> SpendResult:
+        """Take one slot of every bucket for ``holder``, or none. Idempotent per holder.
+
+        Outside a step (tests, tools): steps spend through ``RunLedger.intent``, with the intent.
         """
-        if not holder:
-            raise ValueError("holder must be a non-empty idempotency key")
-        if ttl_s <= 0:
-            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
-        now = self._clock()
-        ws = self.window_start(now)
-        ok, already, used, reserved = self._reserve(
-            keys=self._keys(name, scope, ws),
-            args=[holder, limit, repr(now), repr(now + ttl_s), self._key_ttl_ms(ws, now)],
-        )
-        usage = self._usage(name, scope, limit, ws, int(used), int(reserved))
-        return Reservation(ok=bool(ok), holder=holder, window_start=ws, usage=usage, already=bool(already))
+        _check_holder(holder)
+        flat = [x for b in buckets for x in b.script_args()]
+        answer = self._spend(args=[holder, self.edge_s, "" if now is None else repr(now), *flat])
+        return self._result(answer, buckets)
 
-    def commit(self, name: str, scope: str, holder: str, window_start: int) -> None:
-        """Record that AEP accepted ``holder``'s run in ``window_start``. Idempotent.
+    def _result(self, answer: list[object], buckets: Sequence[Bucket]) -> SpendResult:
+        verdict = _text(answer[0])
+        if verdict == "ok":
+            return SpendResult(True)
+        if verdict == "quota":
+            return SpendResult(False, buckets[int(str(answer[1])) - 1], int(str(answer[2])))
+        raise ClockSkew(f"the buckets do not contain the server's time ({verdict})")
 
-        Commits even when the reservation has expired, and even if that pushes ``used`` above the
-        limit: AEP accepted the POST, so its quota is spent whatever the ledger thought, and the
-        ledger must show reality so that later reserves are refused.
-        """
-        self._check_window(window_start)
-        self._commit(
-            keys=self._keys(name, scope, window_start),
-            args=[holder, self._key_ttl_ms(window_start, self._clock())],
-        )
+    def refund(self, holder: str, keys: Sequence[str]) -> None:
+        """Give ``holder``'s slot back in each committed-set key (on proof the POST was not accepted)."""
+        _check_holder(holder)
+        if keys:
+            self._refund(keys=list(keys), args=[holder])
 
-    def refund(self, name: str, scope: str, holder: str, window_start: int) -> None:
-        """Free ``holder``'s live reservation, if any. Never removes a commit. Idempotent."""
-        self._check_window(window_start)
-        # One ZREM is atomic on its own; a script would add nothing.
-        self._redis.zrem(self._keys(name, scope, window_start)[1], holder)
-
-    def usage(self, name: str, scope: str, limit: int) -> QuotaUsage:
-        """The current window's usage. Read-only: expired reservations are excluded, not purged."""
-        now = self._clock()
-        ws = self.window_start(now)
-        committed, reserved = self._keys(name, scope, ws)
-        pipe = self._redis.pipeline(transaction=True)  # MULTI/EXEC: both counts from one instant
+    def usage(self, spec: QuotaSpec, now: float) -> QuotaUsage:
+        """The window of ``spec`` containing ``now`` (read-only)."""
+        start, end = spec.window.containing(now)
+        committed = self._keys.quota(spec.name, spec.scope, start)
+        pipe = self._r.pipeline(transaction=True)  # both counts from one instant
         pipe.scard(committed)
-        pipe.zcount(reserved, f"({now!r}", "+inf")  # live means expiry > now, as in the script
-        used, live = pipe.execute()
-        return self._usage(name, scope, limit, ws, int(used), int(live))
+        pipe.scard(pending_key(committed))
+        used, pending = pipe.execute()
+        return QuotaUsage(spec.name, spec.scope, spec.limit, int(used), int(pending), start, float(end))
 
-    def _usage(self, name: str, scope: str, limit: int, ws: int, used: int, reserved: int) -> QuotaUsage:
-        return QuotaUsage(name, scope, limit, used, reserved, ws, float(ws + self._window_s))
+    def server_time(self) -> float:
+        seconds, micros = self._r.time()
+        return float(seconds) + micros / 1e6
 
-    def _keys(self, name: str, scope: str, window_start: int) -> list[str]:
-        name_part, scope_part = quote(name, safe=""), quote(scope, safe="")
-        base = f"{self._prefix}{QUOTA_KEY_SEGMENT}:{name_part}:{scope_part}:{window_start}"
-        return [f"{base}:committed", f"{base}:reserved"]
 
-    def _key_ttl_ms(self, window_start: int, now: float) -> int:
-        # Relative to the injected clock rather than EXPIREAT on Redis's clock: a fake clock in the
-        # past must not delete keys at once. Clamped to 1 ms, since PEXPIRE <= 0 deletes the key.
-        return max(1, math.ceil((window_start + 2 * self._window_s - now) * 1000))
+class ClockSkew(RuntimeError):
+    """The buckets a caller computed do not contain the server's time: recompute them from it."""
 
-    def _check_window(self, window_start: int) -> None:
-        if window_start % self._window_s:
-            raise ValueError(f"window_start {window_start} is not aligned to window_s={self._window_s}")
+
+def pending_key(committed_key: str) -> str:
+    return committed_key.removesuffix(":committed") + ":pending"
+
+
+def _check_holder(holder: str) -> None:
+    if not holder:
+        raise ValueError("holder must be a non-empty id")
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+ClockFn = Callable[[], float]

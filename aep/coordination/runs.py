@@ -1,275 +1,535 @@
-"""The run ledger: what each activation run has done, kept in Redis, so every step can run twice.
+"""The run ledger: the one writer of every run record, and what carries each open run to its end.
 
-Before a step POSTs it records an *intent* (the time it is about to send); after AEP answers it records
-the AEP id. A redelivered or retried step reads the ledger first: an id means "already done", an intent
-without an id means "the POST may have happened": look at AEP's job list before creating anything.
+Every open run always has a **carrier**: a member of ``{prefix}carriers`` (run id -> the time the
+watchdog must publish its current step). Broker messages are only wake-ups; the carrier is written in
+the same atomic step as every ledger change (``run_create.lua``, ``run_leave.lua``), so a lost message,
+a dead worker or a failed publish never strands a run (``carriers.py`` is the watchdog).
 
-Run record fields (HASH ``{prefix}run:{run_id}``; see ``aep/constants.py`` for the whole key layout):
-``status`` (queued | running | waiting | succeeded | failed | cancelled), ``step``, ``request`` (JSON),
-``started_by``, ``created_at``/``updated_at`` (epoch s), ``error``, ``segment_job_id``,
-``export_job_id``, ``flow_runs`` (JSON list of {segment, order, run_id, status}), ``aep_status``,
-``wait_until``/``waiting_reason``, ``intent:{step}``, ``quota:{name}`` (reserved window start),
-``cursor_step``/``cursor_attempt`` (the fence; ``aep/lua/run_enter.lua``), ``chain`` (JSON task ids).
-The timeline is a LIST of JSON events ``{t, step, event, detail}``.
+An execution of a step *enters* (``run_enter.lua``: the message must carry the run's current step and
+``seq``, and no live execution may hold the run; it then holds a lease until its hard time limit plus
+a slack), and *leaves* (``run_leave.lua``: fields, events and the next carrier in one step, refused if
+its lease is gone). Before a POST it records an *intent* and spends the POST's quota slots in one
+step (``run_intent.lua``); ``run_unintent.lua`` undoes both on proof that AEP did not accept it.
+
+Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout is in ``keys.py``)::
+
+    v                   layout version                 status, step     RunStatus, current step name
+    seq                 carrier sequence: every transition bumps it, and only a message carrying
+                        the current one runs (the fence)
+    gen                 generation: resume with a new POST bumps it (quota holder ``{id}#{gen}``)
+    carrier             due | woken | running          lease, lease_until   the holding execution
+    attempt, errors     executions of the current step; consecutive transient errors in it
+    request             the ActivationRequest (JSON)   started_by, idempotency_key, created_at, updated_at
+    intent:{step}       epoch s an unresolved POST was sent at (deleted once its outcome is known)
+    spent:{step}        JSON {holder, keys}: the quota slots that POST spent
+    segment_job_id, export_job_id, flow_runs (JSON), aep_status, blocker
+    wait_until, waiting_reason, wait_kind, wait_since   the current wait
+    failure_kind, failure_step, error                    why a failed run failed (FailureKind)
+    cancel_requested    who began a cancel             recoveries   watchdog re-publications
+    last_event          the coalescing key of the newest timeline event
+
+Times written by the scripts come from Redis ``TIME`` (one clock for every host); tests inject a
+clock, passed to every script through ARGV.
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import redis
 
-from aep_activator.aep.coordination.scripts import load_script
+from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.quota import Bucket
+from aep_activator.aep.coordination.scripts import define, load_script
 
-# redis-py's hset(mapping=...) key and value types.
-_Key = bytes | bytearray | memoryview | str | int | float
-_Value = bytes | bytearray | memoryview | str | int | float
+LAYOUT = "2"
+"""The run-record layout these scripts read and write (``ledger:version`` in Redis)."""
+TIMELINE_MAX = 200
+"""Newest events kept per run; pinned events (created, adopted, first error, recoveries, end) stay."""
 
-STATUSES = ("queued", "running", "waiting", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-TIMELINE_MAX = 500
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+OPEN = frozenset(set(RunStatus) - TERMINAL)
+
+
+class FailureKind(StrEnum):
+    """Why a run failed: what ``resume`` (and an operator) decides from, never the error text."""
+
+    AEP_JOB_FAILED = "aep_job_failed"  # an AEP job or flow run ended FAILED or CANCELLED
+    DEADLINE = "deadline"  # an AEP job, or a wait on us, outlived its deadline (the job was cancelled)
+    PERMANENT = "permanent"  # AEP refused the request (4xx): fix the request or the account
+    RETRIES = "retries"  # transient errors beyond RETRY_MAX in a row
+    QUOTA = "quota"  # on_quota="fail" and a quota is used up
+    UNACCOUNTED = "unaccounted"  # a POST's outcome could not be settled from AEP's lists
+    BUG = "bug"  # an unexpected exception: the message says which
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+    step: str
+
+
+define(
+    "RUN_CONSTS",
+    "local TERMINAL = {" + ", ".join(f"{s.value} = true" for s in sorted(TERMINAL)) + "}\n"
+    f"local LAYOUT = '{LAYOUT}'\nlocal TIMELINE_MAX = {TIMELINE_MAX}",
+)
 
 
 @dataclass
 class RunRecord:
+    """A run as the ledger holds it. ``flow_runs`` items are ``{segment, order, run_id, status}``."""
+
     run_id: str
-    status: str
+    status: RunStatus
     step: str
     request: dict[str, Any]
     started_by: str
     created_at: float
     updated_at: float
     idempotency_key: str | None = None
-    error: str | None = None
+    seq: int = 0
+    generation: int = 0
+    attempt: int = 0
+    errors: int = 0
+    carrier: str = ""
+    lease_until: float | None = None
     segment_job_id: str | None = None
     export_job_id: str | None = None
     flow_runs: list[dict[str, Any]] = field(default_factory=list)
     aep_status: str | None = None
+    blocker: str | None = None
     wait_until: float | None = None
     waiting_reason: str | None = None
-    chain: list[str] = field(default_factory=list)
-    generation: int = 0
+    wait_kind: str | None = None
+    wait_since: float | None = None
+    activated_at: float | None = None
+    failure: Failure | None = None
+    cancel_requested: str | None = None
+    recoveries: int = 0
+    intents: dict[str, float] = field(default_factory=dict)
+    spent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    layout: str = LAYOUT
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @property
+    def error(self) -> str | None:
+        return self.failure.message if self.failure else None
+
+    @property
+    def holder(self) -> str:
+        """The quota holder of this generation (a resumed run that POSTs again spends again)."""
+        return self.run_id if not self.generation else f"{self.run_id}#{self.generation}"
+
+    @property
+    def task_id(self) -> str:
+        """The Celery task id of the current step: one Flower row per step and generation."""
+        return task_id(self.run_id, self.step, self.generation)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["error"] = self.error
+        return out
 
 
-def _s(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+def task_id(run_id: str, step: str, generation: int) -> str:
+    return f"{run_id}.{step}.{generation}"
+
+
+@dataclass(frozen=True)
+class Created:
+    verdict: str  # created | existing | relaunched
+    run_id: str
+    status: RunStatus
+    step: str
+    seq: int
+    generation: int
+
+    @property
+    def needs_wakeup(self) -> bool:
+        return self.verdict in ("created", "relaunched")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The outcome of ``enter``: ``ok`` with the record (and the server's time), or why to drop."""
+
+    verdict: str  # ok | missing | layout | terminal | stale | busy
+    now: float = 0.0
+    record: RunRecord | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    step: str
+    event: str
+    detail: str = ""
+    pin: bool = False
+    key: str = ""
+    """Events with the same non-empty key in a row are kept as one, with a count."""
+
+
+@dataclass(frozen=True)
+class Next:
+    step: str
+    delay_s: float = 0.0
+    publish: bool = False
+    """True: the caller publishes the wake-up now (the carrier then only guards against its loss)."""
+    same_step: bool = False
+
+
+@dataclass
+class Change:
+    """What one execution writes when it leaves (``run_leave.lua``)."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    claims: list[tuple[str, str]] = field(default_factory=list)
+    settle: str = ""
+    status: RunStatus = RunStatus.RUNNING
+    next: Next | None = None
+    finish_status: RunStatus | None = None
+    failure: Failure | None = None
+
+    def payload(self, ttl_s: float, grace_s: float) -> str:
+        if (self.next is None) == (self.finish_status is None):
+            raise ValueError("a change moves the run to a next carrier or finishes it, exactly one")
+        body: dict[str, Any] = {
+            "set": {k: _field_text(v) for k, v in self.set.items()},
+            "del": list(self.delete),
+            "events": [asdict(e) for e in self.events],
+            "claims": [list(c) for c in self.claims],
+            "settle": self.settle,
+            "status": self.status.value,
+            "ttl_s": int(ttl_s),
+            "grace_s": grace_s,
+        }
+        if self.next is not None:
+            body["next"] = asdict(self.next)
+        if self.finish_status is not None:
+            body["finish"] = {"status": self.finish_status.value}
+            if self.failure is not None:
+                body["finish"].update(
+                    failure_kind=self.failure.kind.value, failure_step=self.failure.step, error=self.failure.message
+                )
+        return json.dumps(body, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Left:
+    ok: bool
+    seq: int = 0
+    conflicts: dict[str, str] = field(default_factory=dict)
+    """AEP ids this run claimed that another run already owns: id -> owner."""
+
+
+@dataclass(frozen=True)
+class IntentResult:
+    verdict: str  # ok | lost | cancelled | exists | quota | skew
+    now: float = 0.0
+    bucket: Bucket | None = None
+    used: int = 0
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    verdict: str  # cancelled | wait | terminal | missing
+    step: str = ""
+    unresolved_intent: bool = False
+    lease_until: float = 0.0
+    status: str = ""
+
+
+class LeaseLost(RuntimeError):
+    """This execution no longer holds the run: another execution took over, or the run was cancelled."""
 
 
 class RunLedger:
+    """The run records of one key prefix. ``clock`` injects "now" into every script (tests only)."""
+
     def __init__(
         self,
         client: redis.Redis,
-        prefix: str,
+        keys: Keys,
         *,
         ttl_s: float = 30 * 86400,
-        clock: Callable[[], float] = time.time,
+        grace_s: float = 60.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._r = client
-        self._prefix = prefix
-        self._ttl = int(ttl_s)
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self.grace_s = grace_s
         self._clock = clock
+        self._create = load_script(client, "run_create")
         self._enter = load_script(client, "run_enter")
-        self._unlock = load_script(client, "compare_and_delete")
-        self._set_status = load_script(client, "run_status")
+        self._leave = load_script(client, "run_leave")
+        self._intent = load_script(client, "run_intent")
+        self._unintent = load_script(client, "run_unintent")
+        self._cancel = load_script(client, "run_cancel")
+        self._resume = load_script(client, "run_resume")
 
-    def key(self, run_id: str) -> str:
-        return f"{self._prefix}run:{run_id}"
+    def _now(self) -> str:
+        return "" if self._clock is None else repr(self._clock())
 
-    def _timeline_key(self, run_id: str) -> str:
-        return f"{self._prefix}run:{run_id}:timeline"
-
-    # --- creation ---------------------------------------------------------------------------------
+    # --- creation -------------------------------------------------------------------------------
 
     def create(
         self,
         request: dict[str, Any],
         *,
         started_by: str,
+        first_step: str,
+        run_id: str,
         idempotency_key: str | None = None,
-        run_id: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> tuple[str, bool]:
-        """Create a run, or return the run that already owns ``idempotency_key``. ``(run_id, created)``.
+    ) -> Created:
+        """Record a run with its first carrier, or return the run that owns ``idempotency_key``.
 
-        The record, its first timeline event and the recent-runs index are written in one transaction
-        (one round trip): enqueueing is on the producer's hot path.
+        One round trip: the record, its ``created`` event, the recent-runs index, the carrier and the
+        idempotency key are written together, so a producer that dies at any point leaves either
+        nothing or a run that the watchdog carries.
         """
-        run_id = run_id or uuid.uuid4().hex
-        if idempotency_key is not None:
-            idem = f"{self._prefix}idem:{idempotency_key}"
-            if not self._r.set(idem, run_id, nx=True, ex=self._ttl):
-                existing = _s(self._r.get(idem))
-                if existing:
-                    return existing, False
-                raise RuntimeError("idempotency key vanished while being read")  # pragma: no cover
-        now = self._clock()
-        fields: dict[_Key, _Value] = {
-            "status": "queued",
-            "step": "queued",
+        fields = {
             "request": json.dumps(request, separators=(",", ":")),
             "started_by": started_by,
-            "created_at": repr(now),
-            "updated_at": repr(now),
+            "step": first_step,
             "idempotency_key": idempotency_key or "",
         }
-        for name, value in (extra or {}).items():
-            fields[name] = json.dumps(value, separators=(",", ":")) if isinstance(value, list | dict) else str(value)
-        event = json.dumps({"t": round(now, 3), "step": "queued", "event": "created", "detail": f"by {started_by}"})
-        pipe = self._r.pipeline(transaction=True)
-        pipe.hset(self.key(run_id), mapping=fields)
-        pipe.expire(self.key(run_id), self._ttl)
-        pipe.rpush(self._timeline_key(run_id), event)
-        pipe.expire(self._timeline_key(run_id), self._ttl)
-        pipe.zadd(f"{self._prefix}runs", {run_id: now})
-        pipe.execute()
-        return run_id, True
+        event = {"step": first_step, "event": "created", "detail": f"by {started_by}"}
+        k = self.keys
+        raw = self._create(
+            keys=[k.idempotency(idempotency_key or "-"), k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.runs,
+                  k.carriers],
+            args=[run_id, json.dumps(fields), json.dumps(event), int(self.ttl_s), self.grace_s,
+                  "1" if idempotency_key else "0", self._now(), k.prefix],
+        )  # fmt: skip
+        verdict, rid, status, step, seq, gen = (_text(x) for x in raw)
+        return Created(verdict, rid, RunStatus(status), step, int(seq), int(gen))
 
-    # --- reads --------------------------------------------------------------------------------------
+    # --- reads ------------------------------------------------------------------------------------
 
     def get(self, run_id: str, *, timeline: bool = True) -> RunRecord | None:
-        """The run record; ``timeline=False`` skips reading the events (the steps do not need them)."""
-        raw = {_s(k): _s(v) for k, v in self._r.hgetall(self.key(run_id)).items()}
+        if not timeline:
+            raw = self._r.hgetall(self.keys.run(run_id))
+            return parse_record(run_id, _texts(raw)) if raw else None
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hgetall(self.keys.run(run_id))
+        pipe.lrange(self.keys.timeline(run_id), 0, -1)
+        pipe.lrange(self.keys.pinned(run_id), 0, -1)
+        raw, recent, pinned = pipe.execute()
         if not raw:
             return None
-        events = [json.loads(e) for e in self._r.lrange(self._timeline_key(run_id), 0, -1)] if timeline else []
-
-        def num(name: str) -> float | None:
-            value = raw.get(name)
-            return float(value) if value else None
-
-        return RunRecord(
-            run_id=run_id,
-            status=raw.get("status") or "queued",
-            step=raw.get("step") or "",
-            request=json.loads(raw.get("request") or "{}"),
-            started_by=raw.get("started_by") or "",
-            created_at=num("created_at") or 0.0,
-            updated_at=num("updated_at") or 0.0,
-            idempotency_key=raw.get("idempotency_key") or None,
-            error=raw.get("error") or None,
-            segment_job_id=raw.get("segment_job_id") or None,
-            export_job_id=raw.get("export_job_id") or None,
-            flow_runs=json.loads(raw.get("flow_runs") or "[]"),
-            aep_status=raw.get("aep_status") or None,
-            wait_until=num("wait_until"),
-            waiting_reason=raw.get("waiting_reason") or None,
-            chain=json.loads(raw.get("chain") or "[]"),
-            generation=int(raw.get("generation") or 0),
-            timeline=events,
-        )
-
-    def field(self, run_id: str, name: str) -> str | None:
-        return _s(self._r.hget(self.key(run_id), name))
-
-    def exists(self, run_id: str) -> bool:
-        return bool(self._r.exists(self.key(run_id)))
+        record = parse_record(run_id, _texts(raw))
+        record.timeline = merge_timeline([_text(e) for e in pinned], [_text(e) for e in recent])
+        return record
 
     def recent(self, limit: int = 20) -> list[RunRecord]:
-        raw: list[bytes] = list(self._r.zrevrange(f"{self._prefix}runs", 0, max(0, limit - 1)))  # type: ignore[arg-type]
-        ids = [_s(x) for x in raw]
-        records = [self.get(i) for i in ids if i]
+        ids = [_text(x) for x in self._r.zrevrange(self.keys.runs, 0, max(0, limit - 1))]
+        records = [self.get(i, timeline=False) for i in ids]
         return [r for r in records if r is not None]
 
-    # --- writes -------------------------------------------------------------------------------------
+    def exists(self, run_id: str) -> bool:
+        return bool(self._r.exists(self.keys.run(run_id)))
 
-    def update(self, run_id: str, **fields: Any) -> None:
-        """Set fields (``None`` deletes one). Lists and dicts are stored as JSON."""
-        pipe = self._r.pipeline(transaction=True)
-        self._queue_update(pipe, run_id, fields)
-        pipe.execute()
+    # --- one execution of a step --------------------------------------------------------------------
 
-    def _queue_update(self, pipe: Any, run_id: str, fields: dict[str, Any]) -> None:
-        to_set: dict[_Key, _Value] = {"updated_at": repr(self._clock())}
-        to_del: list[str] = []
-        status = fields.pop("status", None)
-        if status is not None:
-            if status in TERMINAL:
-                raise ValueError("terminal statuses are set with finish_if_open()")
-            self._set_status(keys=[self.key(run_id)], args=[status], client=pipe)
-        for name, value in fields.items():
-            name = name.replace("__", ":")
-            if value is None:
-                to_del.append(name)
-            elif isinstance(value, list | dict):
-                to_set[name] = json.dumps(value, separators=(",", ":"))
-            else:
-                to_set[name] = str(value)
-        pipe.hset(self.key(run_id), mapping=to_set)
-        if to_del:
-            pipe.hdel(self.key(run_id), *to_del)
+    def enter(self, run_id: str, step: str, seq: int, *, token: str, lease_s: float) -> Entry:
+        k = self.keys
+        raw = self._enter(
+            keys=[k.run(run_id), k.carriers, k.timeline(run_id), k.pinned(run_id)],
+            args=[step, seq, token, lease_s, self._now(), run_id],
+        )
+        items = [_text(x) for x in raw]
+        if items[0] != "ok":
+            return Entry(items[0], detail=" ".join(items[1:]))
+        fields = dict(zip(items[2::2], items[3::2], strict=True))
+        return Entry("ok", float(items[1]), parse_record(run_id, fields))
 
-    def event(self, run_id: str, at_step: str, event: str, detail: str = "", /, **fields: Any) -> None:
-        """Append a timeline event ``at_step`` and update ``fields`` of the record, in one round trip."""
-        at_step = at_step.rsplit(".", 1)[-1]  # "activation.poll_segment_job" -> "poll_segment_job"
-        entry = json.dumps({"t": round(self._clock(), 3), "step": at_step, "event": event, "detail": detail})
-        pipe = self._r.pipeline(transaction=True)
-        self._queue_update(pipe, run_id, fields)
-        pipe.rpush(self._timeline_key(run_id), entry)
-        pipe.ltrim(self._timeline_key(run_id), -TIMELINE_MAX, -1)
-        pipe.expire(self._timeline_key(run_id), self._ttl)
-        pipe.execute()
+    def leave(self, run_id: str, token: str, change: Change, *, lock_keys: Sequence[str] = ()) -> Left:
+        """Write what an execution did and the run's next carrier (or its end); ``ok=False``: lease lost."""
+        k = self.keys
+        raw = self._leave(
+            keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers, *lock_keys],
+            args=[token, change.payload(self.ttl_s, self.grace_s), self._now(), run_id, k.prefix],
+        )
+        items = [_text(x) for x in raw]
+        if items[0] != "ok":
+            return Left(False)
+        return Left(True, int(items[1]), dict(zip(items[2::2], items[3::2], strict=True)))
 
-    def claim(self, kind: str, aep_id: str, run_id: str) -> bool:
+    def intent(
+        self, run_id: str, token: str, step: str, *, holder: str, buckets: Sequence[Bucket], edge_s: float
+    ) -> IntentResult:
+        """Record the intent to POST and spend ``buckets`` for ``holder``, all or nothing."""
+        flat = [x for b in buckets for x in b.script_args()]
+        raw = self._intent(keys=[self.keys.run(run_id)], args=[token, step, holder, edge_s, self._now(), *flat])
+        items = [_text(x) for x in raw]
+        verdict = items[0]
+        if verdict == "ok":
+            return IntentResult("ok", float(items[1]))
+        if verdict == "exists":
+            return IntentResult("exists", float(items[1]))
+        if verdict in ("quota", "skew"):
+            bucket = buckets[int(items[1]) - 1]
+            return IntentResult(verdict, bucket=bucket, used=int(items[2]) if len(items) > 2 else 0)
+        return IntentResult(verdict)
+
+    def unintent(self, run_id: str, token: str, step: str) -> None:
+        """Forget ``step``'s intent and refund its slots: AEP demonstrably did not accept the POST."""
+        raw = self._unintent(keys=[self.keys.run(run_id)], args=[token, step])
+        if _text(raw[0]) != "ok":
+            raise LeaseLost(run_id)
+
+    def claim(self, run_id: str, kind: str, aep_id: str) -> bool:
         """Make ``run_id`` the owner of an AEP job or flow run; False if another run owns it.
 
         Looking before creating matches AEP's jobs by content, and two identical runs look alike:
         ownership keeps one run from adopting a job that another run created.
         """
-        key = f"{self._prefix}owner:{kind}:{aep_id}"
-        if self._r.set(key, run_id, nx=True, ex=self._ttl):
+        key = self.keys.owner(kind, aep_id)
+        if self._r.set(key, run_id, nx=True, ex=int(self.ttl_s)):
             return True
-        return _s(self._r.get(key)) == run_id
+        return self.owner(kind, aep_id) == run_id
 
-    def lock_run(self, run_id: str, ttl_s: float) -> str | None:
-        """Exclusive execution of one step of ``run_id``; a token to unlock with, or None if held."""
-        token = uuid.uuid4().hex
-        if self._r.set(f"{self.key(run_id)}:lock", token, nx=True, px=max(1, int(ttl_s * 1000))):
-            return token
-        return None
+    def owner(self, kind: str, aep_id: str) -> str | None:
+        value = self._r.get(self.keys.owner(kind, aep_id))
+        return None if value is None else _text(value)
 
-    def unlock_run(self, run_id: str, token: str) -> None:
-        # Compare-and-delete: never release a lock that expired and was taken by another execution.
-        self._unlock(keys=[f"{self.key(run_id)}:lock"], args=[token])
+    def note(self, run_id: str, event: Event) -> None:
+        """Append an event to a run's timeline outside any execution (e.g. a cancel's aftermath)."""
+        entry = json.dumps({"t": self._r.time()[0] if self._clock is None else self._clock(), "step": event.step,
+                            "event": event.event, "detail": event.detail})  # fmt: skip
+        pipe = self._r.pipeline(transaction=True)
+        pipe.rpush(self.keys.timeline(run_id), entry)
+        pipe.ltrim(self.keys.timeline(run_id), -TIMELINE_MAX, -1)
+        if event.pin:
+            pipe.rpush(self.keys.pinned(run_id), entry)
+        pipe.execute()
 
-    def enter(self, run_id: str, step_index: int, attempt: int) -> str:
-        """Fence one execution: 'ok', 'stale', 'terminal' or 'missing' (see ``run_enter.lua``)."""
-        result = self._enter(keys=[self.key(run_id)], args=[step_index, attempt, self._clock()])
-        return _s(result) or "missing"
+    # --- operator actions ---------------------------------------------------------------------------
 
-    def reset_cursor(self, step_index: int, run_id: str) -> None:
-        self._r.hset(self.key(run_id), mapping={"cursor_step": step_index, "cursor_attempt": -1})
+    def cancel(self, run_id: str, actor: str, *, lock_keys: Sequence[str] = ()) -> CancelResult:
+        """One try at cancelling (see ``run_cancel.lua``); ``wait`` means call again shortly."""
+        k = self.keys
+        raw = self._cancel(
+            keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers, *lock_keys],
+            args=[actor, self._now(), run_id, int(self.ttl_s)],
+        )
+        items = [_text(x) for x in raw]
+        if items[0] == "cancelled":
+            return CancelResult("cancelled", step=items[1], unresolved_intent=items[2] == "1")
+        if items[0] == "wait":
+            return CancelResult("wait", lease_until=float(items[1]))
+        if items[0] == "terminal":
+            return CancelResult("terminal", status=items[1])
+        return CancelResult("missing")
 
-    def finish_if_open(self, run_id: str, status: str, detail: str = "", **fields: Any) -> bool:
-        """Move a run to a terminal status unless it already is in one (cancel races a finishing step)."""
-        if status not in TERMINAL:
-            raise ValueError(f"{status!r} is not terminal")
-        with self._r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(self.key(run_id))  # type: ignore[no-untyped-call]
-                    current = _s(pipe.hget(self.key(run_id), "status"))
-                    if current in TERMINAL or current is None:
-                        pipe.unwatch()
-                        return False
-                    pipe.multi()
-                    pipe.hset(self.key(run_id), mapping={"status": status, "updated_at": repr(self._clock())})
-                    pipe.hdel(self.key(run_id), "wait_until", "waiting_reason")
-                    pipe.execute()
-                    break
-                except redis.WatchError:
-                    continue
-        self.event(run_id, fields.pop("step", status), status, detail, **fields)
-        return True
+    def resume(self, run_id: str, step: str, *, forget: Sequence[str], new_generation: bool, actor: str) -> Created:
+        """Restart a failed run at ``step`` with a new carrier; ``ValueError`` if it is not failed."""
+        k = self.keys
+        raw = self._resume(
+            keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers],
+            args=[step, json.dumps(list(forget)), "1" if new_generation else "0", actor, self._now(), run_id,
+                  self.grace_s, int(self.ttl_s)],
+        )  # fmt: skip
+        items = [_text(x) for x in raw]
+        if items[0] != "ok":
+            raise ValueError(f"run {run_id} is {items[1]}; only a failed run can be resumed")
+        return Created("resumed", run_id, RunStatus.QUEUED, items[1], int(items[2]), int(items[3]))
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def parse_record(run_id: str, raw: dict[str, str]) -> RunRecord:
+    def num(name: str) -> float | None:
+        value = raw.get(name)
+        return float(value) if value else None
+
+    def text(name: str) -> str | None:
+        return raw.get(name) or None
+
+    failure = None
+    if raw.get("failure_kind"):
+        failure = Failure(FailureKind(raw["failure_kind"]), raw.get("error", ""), raw.get("failure_step", ""))
+    elif raw.get("error"):  # layout 1 kept only the text
+        failure = Failure(FailureKind.BUG, raw["error"], raw.get("step", ""))
+    status = raw.get("status") or RunStatus.QUEUED
+    return RunRecord(
+        run_id=run_id,
+        status=RunStatus(status),
+        step=raw.get("step") or "",
+        request=json.loads(raw.get("request") or "{}"),
+        started_by=raw.get("started_by") or "",
+        created_at=num("created_at") or 0.0,
+        updated_at=num("updated_at") or 0.0,
+        idempotency_key=text("idempotency_key"),
+        seq=int(raw.get("seq") or 0),
+        generation=int(raw.get("gen") or raw.get("generation") or 0),
+        attempt=int(raw.get("attempt") or 0),
+        errors=int(raw.get("errors") or 0),
+        carrier=raw.get("carrier") or "",
+        lease_until=num("lease_until"),
+        segment_job_id=text("segment_job_id"),
+        export_job_id=text("export_job_id"),
+        flow_runs=json.loads(raw.get("flow_runs") or "[]"),
+        aep_status=text("aep_status"),
+        blocker=text("blocker"),
+        wait_until=num("wait_until"),
+        waiting_reason=text("waiting_reason"),
+        wait_kind=text("wait_kind"),
+        wait_since=num("wait_since"),
+        activated_at=num("activated_at"),
+        failure=failure,
+        cancel_requested=text("cancel_requested"),
+        recoveries=int(raw.get("recoveries") or 0),
+        intents={k.split(":", 1)[1]: float(v) for k, v in raw.items() if k.startswith("intent:") and v},
+        spent={k.split(":", 1)[1]: json.loads(v) for k, v in raw.items() if k.startswith("spent:") and v},
+        layout=raw.get("v") or "1",
+    )
+
+
+def merge_timeline(pinned: list[str], recent: list[str]) -> list[dict[str, Any]]:
+    """Pinned and recent events as one list, oldest first, each once.
+
+    A pinned event missing from the recent list was trimmed from its head, so it is older than all of it.
+    """
+    kept = set(recent)
+    return [json.loads(text) for text in [*(p for p in pinned if p not in kept), *recent]]
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _texts(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}

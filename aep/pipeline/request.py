@@ -14,6 +14,9 @@ from aep_activator.aep.api.models import (
     audiences_of,
     check_audience_count,
 )
+from aep_activator.config.validation import describe_validation_error
+
+__all__ = ["ActivationRequest", "describe_validation_error"]
 
 IdempotencyKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -69,18 +72,6 @@ class ActivationRequest(BaseModel):
     @property
     def audiences(self) -> list[str]:
         return audiences_of(self.activation_info)
-
-    def steps(self) -> list[str]:
-        """The chain's step names, in order (``aep.constants.STEP_TASKS`` minus skipped ones)."""
-        from aep_activator.aep.pipeline import plan as c
-
-        out = []
-        if self.segment_job:
-            out += [c.TASK_CREATE_SEGMENT_JOB, c.TASK_POLL_SEGMENT_JOB]
-        if self.version == 1:
-            out += [c.TASK_CREATE_EXPORT_JOB, c.TASK_POLL_EXPORT_JOB]
-        out += [c.TASK_RUN_ACTIVATION, c.TASK_POLL_ACTIVATION]
-        return out
 
     def wire(self) -> dict[str, object]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

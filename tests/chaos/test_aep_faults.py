@@ -12,13 +12,6 @@ import json
 import time
 
 import pytest
-from pydantic import SecretStr
-
-from aep_activator.aep.api.auth import StaticToken
-from aep_activator.aep.api.client import AEPClient
-from aep_activator.aep.coordination.runs import RunLedger
-from aep_activator.aep.pipeline.request import ActivationRequest
-from aep_activator.aep.pipeline.steps import StepContext, _orders_since
 from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
 from aep_activator.aepsim.testing import SimulatorHarness
 from aep_activator.tasks import runtime, start_activation
@@ -36,6 +29,7 @@ from tests.chaos.conftest import (
     v2_request,
 )
 from tests.integration.conftest import wait_for_runs
+from tests.stepkit import new_run, record, step_once, step_runtime
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -72,10 +66,11 @@ def test_every_run_ends_and_no_post_is_duplicated_when_aep_errs_drops_and_hangs(
 
     outcomes = collections.Counter(r.status for r in runs)
     done = [r for r in runs if r.status == "succeeded"]
-    posts = stack.posts()
+    posts, attempts = stack.accepted_posts(), stack.posts()
     per_step = {
         name: posts.get(t, 0) for name, t in (("segment", SEGMENT_POST), ("export", EXPORT_POST), ("adhoc", ADHOC_POST))
     }
+    violations = stack.post_promise_violations()
     injected = collections.Counter(
         str(e["status"]) for e in stack.journal() if e["status"] in ("dropped", "hung", 429, 500, 502, 503)
     )
@@ -84,6 +79,7 @@ def test_every_run_ends_and_no_post_is_duplicated_when_aep_errs_drops_and_hangs(
     figures("runs", f"{RUNS}: {dict(outcomes)}")
     figures("faults injected", dict(sorted(injected.items())))
     figures(f"POSTs accepted by AEP per step (runs: {RUNS})", per_step)
+    figures("POST attempts per step, whatever the answer", {t.rsplit("/", 1)[-1]: n for t, n in attempts.items()})
     figures("jobs adopted by look-before-create after a lost answer", adopted)
     figures("AEP ids shared between succeeded runs", shared)
     if per_step["adhoc"] > RUNS:  # which (dataflow, audience) pairs got more than one accepted activation
@@ -99,6 +95,7 @@ def test_every_run_ends_and_no_post_is_duplicated_when_aep_errs_drops_and_hangs(
 
     assert sum(outcomes[s] for s in ("succeeded", "failed")) == RUNS, outcomes
     assert all(n <= RUNS for n in per_step.values()), per_step
+    assert violations == [], violations
     assert all(v == 0 for v in shared.values()), shared
     assert per_step["adhoc"] >= len(done)
     for kind in ("dropped", "hung", "429"):
@@ -106,41 +103,36 @@ def test_every_run_ends_and_no_post_is_duplicated_when_aep_errs_drops_and_hangs(
     assert any(injected[s] for s in ("500", "502", "503"))
 
 
-def test_looking_before_creating_never_hides_one_runs_flow_run_from_its_owner(redis_client, key_prefix):
+def test_looking_before_creating_never_hides_one_runs_flow_run_from_its_owner(redis_url, key_prefix):
     """Reproduction of the duplicate activations the full-scale scenario above found (30 runs, 34 accepted).
 
-    Run X's POST /adhocrun was accepted but its answer was lost (accept-then-timeout). Before X retries,
-    run Y, on the same dataflow but another audience, looks before creating (its own POST got a 429 or
-    a 5xx). ``aep.activation._orders_since`` claims every recent flow run of the dataflow *before*
-    checking that it touches Y's audiences, so Y claims X's flow run without adopting it. X then finds
-    its own flow run owned by Y, activates again, and spends a second ad-hoc slot of the 20 a day.
-    Fix: claim only a flow run whose entities include one of our audiences (see the report).
+    Run X's POST /adhocrun was accepted but its answer was lost (accept-then-timeout). Before X looks, run
+    Y, on the same dataflow but another audience, looks for its own lost POST (its POST got a 5xx). Y must
+    not take X's flow run: it confirms a flow run only by its entities, and claims only what it adopts.
     """
     with SimulatorHarness(SimulatorConfig(speed=600, seed=71)) as sim:
-        client = AEPClient(
-            sim.base_url,
-            tokens=StaticToken(SecretStr(sim.token())),
-            api_key=sim.client_id,
-            org_id=sim.org_id,
-            sandbox="prod",
-            timeout=(2, 5),
-        )
-        ledger = RunLedger(redis_client, key_prefix)
-        ctx = StepContext(client=client, ledger=ledger, quotas=None, locks=None, config=None, clock=time.time)  # type: ignore[arg-type]
-        x = ActivationRequest.model_validate(v2_request({S3: [AUD_A]}))
-        y = ActivationRequest.model_validate(v2_request({S3: [AUD_B]}))
-        since = time.time() - 30
-        lost = client.activations.run({S3: [AUD_A]}, version=2)  # X's POST; X never hears the answer
+        rt = step_runtime(sim.base_url, redis_url, key_prefix)
+        y = new_run(rt, v2_request({S3: [AUD_B]}))
+        x = new_run(rt, v2_request({S3: [AUD_A]}))
+        sim.server.ctx.apply_config({"endpoint_faults": {f"POST {ADHOC_POST}": {"error_5xx_rate": 1.0}}})
+        assert record(rt, y).intents == {} and step_once(rt, y).change.next.same_step  # Y: 500, outcome unknown
+        sim.server.ctx.apply_config({"endpoint_faults": {f"POST {ADHOC_POST}": {"error_5xx_rate": 0.0,
+                                                                                 "hang_rate": 1.0}}})
+        sim.server.ctx.apply_config({"hang_s": 0.5})
+        step_once(rt, x)  # X: accepted, answer lost
+        (lost,) = [r for r in sim.server.state.flow_runs.values() if r.audience == AUD_A]
         deadline = time.monotonic() + 10
-        while client.flow_runs.get(lost.order[0].run_id).status.value == "processing":
+        while sim.server.state.get_flow_run(lost.id)["metrics"]["statusSummary"]["status"] == "processing":
             assert time.monotonic() < deadline
-            time.sleep(0.1)
-        try:
-            assert _orders_since(ctx, "run-y", y, since) == []  # Y looks: nothing of Y's exists yet
-            adopted = _orders_since(ctx, "run-x", x, since)  # X retries and looks for its own
-        finally:
-            client.close()
-    assert [o["run_id"] for o in adopted] == [lost.order[0].run_id]
+            time.sleep(0.05)
+        sim.server.ctx.apply_config({"endpoint_faults": {f"POST {ADHOC_POST}": {"hang_rate": 0.0}}})
+        looked = step_once(rt, y)  # Y looks first: X's flow run names AUD_A only
+        assert looked.change is not None and looked.change.next is not None and looked.change.next.same_step
+        assert rt.ledger.owner("flow_run", lost.id) is None, "Y claimed a flow run it did not adopt"
+        step_once(rt, x)  # X looks, and adopts its own
+        assert [o["run_id"] for o in record(rt, x).flow_runs] == [lost.id]
+        assert rt.ledger.owner("flow_run", lost.id) == x
+        assert record(rt, y).flow_runs == []
 
 
 def test_a_lost_answer_to_an_activation_still_processing_is_not_activated_twice(make_stack):

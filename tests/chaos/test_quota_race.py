@@ -14,6 +14,7 @@ import pytest
 from aep_activator.aep.pipeline import plan as c
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.tasks import runtime, start_activation
+from aep_activator.tasks.producer import quota_usage
 from aep_activator.workers import app
 from tests.chaos.conftest import ADHOC_POST, PAIRS, v2_request
 from tests.integration.conftest import wait_for_runs
@@ -57,7 +58,7 @@ def test_fifty_simultaneous_producers_activate_exactly_twenty_and_the_other_thir
         time.sleep(0.2)
     settled_s = time.monotonic() - started
     time.sleep(1.0)  # room for an overshooting POST to show up
-    usage = runtime.runtime().quotas.usage(c.QUOTA_ADHOC, stack.settings().aep_org_id or "", QUOTA)
+    (usage,) = [u for u in quota_usage() if u.name == "adhoc"]
     posts = stack.posts().get(ADHOC_POST, 0)
     rejected = [e for e in stack.journal("POST", ADHOC_POST) if e["status"] != 200]
     early = [r.run_id for r in waiting if r.wait_until is None or r.wait_until < usage.reset_at]
@@ -68,7 +69,7 @@ def test_fifty_simultaneous_producers_activate_exactly_twenty_and_the_other_thir
         f"{len(done)} succeeded, {len(waiting)} waiting for the next window, "
         f"{PRODUCERS - len(done) - len(waiting)} other",
     )
-    figures("quota ledger", f"used {usage.used}, reserved {usage.reserved}, remaining {usage.remaining}")
+    figures("quota ledger", f"used {usage.used}, outcome pending {usage.pending}, remaining {usage.remaining}")
     figures("waiting runs due before reset_at", len(early))
 
     assert posts == QUOTA, posts

@@ -20,7 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from aep_activator.aep.api.client import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS, AEPClient, make_session
+from aep_activator.aep.api.client import AEPClient, make_session
+from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
 from aep_activator.aep.api.errors import (
     AuthError,
     Conflict,
@@ -301,8 +302,8 @@ def test_v1_activation_sends_export_ids_without_the_version_header(stub: APIStub
     client.activations.run({"dest-1": ["seg-1"]}, export_ids=["11037"])
     (r,) = stub.requests
     assert r.json() == {"activationInfo": {"dest-1": ["seg-1"]}, "exportIds": ["11037"]}
-    assert r.headers["Accept"] == "application/json"
-    assert "version=2" not in r.headers["Accept"]
+    # The ad-hoc spec: v1 sends no Accept header at all ("Without this header, v1 behavior applies").
+    assert "Accept" not in r.headers
 
 
 def test_invalid_activation_requests_are_refused_before_anything_is_sent(
@@ -705,7 +706,8 @@ def test_a_flow_run_can_be_fetched_by_bare_id(stub: APIStub, client: AEPClient) 
     assert client.flow_runs.get("run-1").status is FlowRunStatus.SUCCESS
     stub.on("GET", FLOW_RUNS, Reply(body=FLOW_RUN))
     assert client.flow_runs.list(flow_id="flow-1", limit=10).items[0].id == "run-1"
-    assert stub.requests[-1].query == {"property": ["flowId==flow-1"], "limit": ["10"]}
+    # Newest first by creation (the spec's `orderby`), so a look reaches back to a given time and stops.
+    assert stub.requests[-1].query == {"property": ["flowId==flow-1"], "limit": ["10"], "orderby": ["-createdAt"]}
 
 
 def test_the_client_repr_shows_no_token_or_api_key(client: AEPClient) -> None:

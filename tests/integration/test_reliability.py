@@ -14,6 +14,7 @@ import pytest
 
 from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
 from aep_activator.tasks import runtime, start_activation
+from aep_activator.tasks.producer import quota_usage
 from tests.integration.conftest import EXAMPLE, wait_for_runs
 from tests.integration.test_chain import ADHOC_POST, EXPORT_POST, SEGMENT_POST, v2_request
 
@@ -46,11 +47,12 @@ def test_with_20_percent_5xx_and_429_every_run_ends_and_no_post_is_duplicated(ma
     run_ids = [start_activation(example()) for _ in range(6)]
     runs = wait_for_runs(stack, run_ids, timeout_s=120)
     assert {r.status for r in runs} <= {"succeeded", "failed"}
-    # A 5xx on a POST is an unknown outcome, so the POST was processed and must not be repeated:
-    # each step is POSTed at most once per run, whatever the faults did.
-    posts = stack.posts()
+    # A 5xx to a POST is an unknown outcome: the step only looks until AEP's lists prove the POST was not
+    # accepted, so each step is accepted at most once per run, and never re-sent while unknown.
+    posts = stack.accepted_posts()
     for template in (SEGMENT_POST, EXPORT_POST, ADHOC_POST):
         assert posts.get(template, 0) <= len(run_ids), (template, posts)
+    assert stack.post_promise_violations() == []
     done = [r for r in runs if r.status == "succeeded"]
     # Identical runs look alike to "look before create": each must still own AEP jobs of its own.
     assert len({r.segment_job_id for r in done}) == len(done)
@@ -98,7 +100,7 @@ def test_thirty_runs_against_a_quota_of_twenty_activate_exactly_twenty_and_the_r
         pytest.fail(f"expected 20 succeeded and 10 waiting: {[(r.status, r.waiting_reason) for r in records]}")
     time.sleep(1.0)  # give any overshooting POST the chance to show up
     assert stack.posts().get(ADHOC_POST) == 20
-    usage = runtime.runtime().quotas.usage("adhoc", stack.settings().aep_org_id or "", 20)
+    (usage,) = [u for u in quota_usage() if u.name == "adhoc"]
     assert (usage.used, usage.remaining) == (20, 0)
     for r in waiting:
         assert r.wait_until is not None and r.wait_until >= usage.reset_at

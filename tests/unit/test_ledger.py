@@ -1,138 +1,368 @@
-"""The run ledger and the delay queue: the Redis logic that makes steps safe to run twice.
-
-Every contract runs against fakeredis (with Lua) and the real Redis server.
+"""Contract tests of the run ledger and its carriers: what makes every step safe to run twice and every
+open run reach an end. Each runs against fakeredis (with Lua) and the real Redis server; the clock is
+injected into every script through ARGV.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import fakeredis
 import pytest
 import redis
 
-from aep_activator.aep.coordination.delays import RedisDelayQueue
-from aep_activator.aep.coordination.runs import RunLedger
+from aep_activator.aep.coordination.carriers import Carriers
+from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.quota import DailyWindow, QuotaLedger, QuotaSpec
+from aep_activator.aep.coordination.runs import (
+    TIMELINE_MAX,
+    Change,
+    Event,
+    Failure,
+    FailureKind,
+    Next,
+    RunLedger,
+    RunStatus,
+)
+
+T0 = 1_800_000_000.0
+LEASE = 30.0
+GRACE = 5.0
 
 
+@dataclass
 class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
+    t: float = T0
 
     def __call__(self) -> float:
         return self.t
 
 
+@dataclass
+class World:
+    client: redis.Redis
+    keys: Keys
+    clock: Clock
+    ledger: RunLedger
+    carriers: Carriers
+    quotas: QuotaLedger
+
+
 @pytest.fixture(params=["fakeredis", "redis"])
-def client(request: pytest.FixtureRequest, redis_url: str) -> Iterator[redis.Redis]:
+def world(request: pytest.FixtureRequest, redis_url: str) -> Iterator[World]:
     if request.param == "fakeredis":
-        with fakeredis.FakeRedis() as fake:
-            yield fake
+        client: redis.Redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        prefix = "aeptest:"
     else:
-        with redis.Redis.from_url(redis_url) as real:
-            yield real
+        client = redis.Redis.from_url(redis_url)
+        prefix = request.getfixturevalue("key_prefix")
+    keys, clock = Keys(prefix), Clock()
+    yield World(
+        client, keys, clock, RunLedger(client, keys, ttl_s=3600, grace_s=GRACE, clock=clock),
+        Carriers(client, keys, clock=clock), QuotaLedger(client, keys, edge_s=0),
+    )  # fmt: skip
+    client.close()
 
 
-@pytest.fixture
-def ledger(client: redis.Redis, key_prefix: str) -> RunLedger:
-    return RunLedger(client, key_prefix, clock=Clock())
+def new_run(w: World, run_id: str = "r1", key: str | None = None) -> None:
+    w.ledger.create({"version": 2}, started_by="t", first_step="s1", run_id=run_id, idempotency_key=key)
 
 
-def test_a_new_run_is_queued_with_its_request_and_a_created_event(ledger: RunLedger) -> None:
-    run_id, created = ledger.create({"version": 2}, started_by="cli")
-    record = ledger.get(run_id)
-    assert created and record is not None
-    assert (record.status, record.request, record.started_by) == ("queued", {"version": 2}, "cli")
+def enter(w: World, run_id: str = "r1", step: str = "s1", seq: int = 1, token: str = "tok") -> str:
+    return w.ledger.enter(run_id, step, seq, token=token, lease_s=LEASE).verdict
+
+
+def move_on(w: World, run_id: str = "r1", token: str = "tok", step: str = "s2", delay: float = 0.0) -> int:
+    left = w.ledger.leave(run_id, token, Change(next=Next(step, delay_s=delay, publish=delay == 0)))
+    assert left.ok
+    return left.seq
+
+
+# --- creation -----------------------------------------------------------------------------------------
+
+
+def test_a_new_run_is_queued_with_its_request_a_created_event_and_a_carrier(world: World) -> None:
+    new_run(world)
+    record = world.ledger.get("r1")
+    assert record is not None
+    assert (record.status, record.step, record.seq, record.request) == (RunStatus.QUEUED, "s1", 1, {"version": 2})
     assert [e["event"] for e in record.timeline] == ["created"]
+    assert world.carriers.deadline("r1") == T0 + GRACE, "its wake-up's loss is covered by the watchdog"
 
 
-def test_an_idempotency_key_returns_the_first_run_and_creates_no_second(ledger: RunLedger) -> None:
-    first, created1 = ledger.create({}, started_by="a", idempotency_key="k")
-    second, created2 = ledger.create({}, started_by="b", idempotency_key="k")
-    assert (first, created1, created2) == (second, True, False)
-    assert [r.run_id for r in ledger.recent(10)] == [first]
+def test_an_idempotency_key_returns_the_first_run_and_creates_no_second(world: World) -> None:
+    first = world.ledger.create({}, started_by="a", first_step="s1", run_id="r1", idempotency_key="k")
+    again = world.ledger.create({}, started_by="b", first_step="s1", run_id="r2", idempotency_key="k")
+    assert (first.verdict, again.verdict, again.run_id) == ("created", "existing", "r1")
+    assert not again.needs_wakeup and [r.run_id for r in world.ledger.recent(10)] == ["r1"]
 
 
-def test_the_fence_admits_later_steps_and_attempts_and_drops_earlier_ones(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    assert ledger.enter(run_id, 1, 0) == "ok"
-    assert ledger.enter(run_id, 1, 0) == "ok", "a redelivery of the same message must run again"
-    assert ledger.enter(run_id, 1, 2) == "ok"
-    assert ledger.enter(run_id, 1, 1) == "stale"
-    assert ledger.enter(run_id, 0, 5) == "stale"
-    assert ledger.enter(run_id, 2, 0) == "ok"
+def test_an_open_run_that_lost_its_carrier_is_relaunched_by_its_key_exactly_once(world: World) -> None:
+    new_run(world, key="k")
+    world.client.zrem(world.keys.carriers, "r1")  # e.g. a Redis restored from an older snapshot
+    again = world.ledger.create({}, started_by="b", first_step="s1", run_id="r2", idempotency_key="k")
+    third = world.ledger.create({}, started_by="c", first_step="s1", run_id="r3", idempotency_key="k")
+    assert (again.verdict, again.run_id, again.seq) == ("relaunched", "r1", 2)
+    assert third.verdict == "existing"
+    assert world.carriers.deadline("r1") is not None
 
 
-def test_the_fence_drops_every_message_of_a_finished_or_unknown_run(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    assert ledger.finish_if_open(run_id, "cancelled", "by test")
-    assert ledger.enter(run_id, 3, 0) == "terminal"
-    assert ledger.enter("no-such-run", 0, 0) == "missing"
+# --- the fence: enter -------------------------------------------------------------------------------
 
 
-def test_a_run_finishes_once_even_when_a_cancel_races_the_last_step(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    assert ledger.finish_if_open(run_id, "cancelled")
-    assert not ledger.finish_if_open(run_id, "succeeded")
-    record = ledger.get(run_id)
-    assert record is not None and record.status == "cancelled"
+def test_only_a_message_with_the_current_step_and_seq_enters(world: World) -> None:
+    new_run(world)
+    assert enter(world, step="s2") == "stale"
+    assert enter(world, seq=0) == "stale"
+    assert enter(world) == "ok"
+    seq = move_on(world)
+    assert enter(world, step="s1", seq=1) == "stale", "a late duplicate of the finished step is dropped"
+    assert enter(world, step="s2", seq=seq, token="t2") == "ok"
 
 
-def test_resetting_the_cursor_lets_a_resumed_step_run_again(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    assert ledger.enter(run_id, 4, 7) == "ok"
-    ledger.reset_cursor(3, run_id)
-    assert ledger.enter(run_id, 4, 0) == "ok"
+def test_a_second_copy_of_a_message_is_dropped_while_the_first_holds_the_lease(world: World) -> None:
+    new_run(world)
+    assert enter(world, token="a") == "ok"
+    assert enter(world, token="b") == "busy"
+    world.clock.t += LEASE + 0.1  # the holder died: its lease ran out
+    assert enter(world, token="b") == "ok"
+    record = world.ledger.get("r1", timeline=False)
+    assert record is not None and record.errors == 0 and record.attempt == 0, "a busy drop counts nothing"
 
 
-def test_update_stores_lists_as_json_and_none_deletes_a_field(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    ledger.update(run_id, flow_runs=[{"run_id": "r1"}], waiting_reason="x", intent__segment_job=12.5)
-    assert ledger.field(run_id, "intent:segment_job") == "12.5"
-    ledger.update(run_id, waiting_reason=None)
-    record = ledger.get(run_id)
-    assert record is not None and record.flow_runs == [{"run_id": "r1"}] and record.waiting_reason is None
+def test_entering_moves_the_carrier_to_the_end_of_the_lease(world: World) -> None:
+    new_run(world)
+    enter(world)
+    assert world.carriers.deadline("r1") == T0 + LEASE
 
 
-def test_a_delayed_task_is_popped_only_once_it_is_due(client: redis.Redis, key_prefix: str) -> None:
-    clock = Clock(100.0)
-    delays = RedisDelayQueue(client, key_prefix, lease_s=30, clock=clock)
-    delays.schedule("m1", '{"task": "x"}', due_at=105.0)
-    assert delays.pop_due() == []
-    clock.t = 105.0
-    assert delays.pop_due() == [("m1", '{"task": "x"}')]
-    assert delays.pop_due() == [], "a leased member is not handed out twice"
-    delays.ack("m1")
-    clock.t = 1000.0
-    assert delays.pop_due() == [] and delays.pending() == 0
+def test_messages_of_a_finished_or_unknown_run_are_dropped(world: World) -> None:
+    new_run(world)
+    enter(world)
+    assert world.ledger.leave("r1", "tok", Change(finish_status=RunStatus.SUCCEEDED)).ok
+    assert enter(world, seq=2) == "terminal"
+    assert enter(world, run_id="nope") == "missing"
+    assert world.carriers.deadline("r1") is None
 
 
-def test_scheduling_the_same_member_twice_keeps_one_entry(client: redis.Redis, key_prefix: str) -> None:
-    clock = Clock(0.0)
-    delays = RedisDelayQueue(client, key_prefix, clock=clock)
-    delays.schedule("m", "p1", 5.0)
-    delays.schedule("m", "p2", 6.0)
-    clock.t = 10.0
-    assert delays.pop_due() == [("m", "p2")]
+# --- leave ------------------------------------------------------------------------------------------
 
 
-def test_a_member_whose_publisher_died_is_handed_out_again_after_its_lease(
-    client: redis.Redis, key_prefix: str
+def test_an_execution_that_lost_its_lease_writes_nothing(world: World) -> None:
+    new_run(world)
+    enter(world, token="old")
+    world.clock.t += LEASE + 1
+    enter(world, token="new")
+    left = world.ledger.leave("r1", "old", Change(set={"aep_status": "X"}, next=Next("s2", publish=True)))
+    record = world.ledger.get("r1", timeline=False)
+    assert not left.ok and record is not None and record.step == "s1" and record.aep_status is None
+
+
+def test_a_wait_reschedules_the_same_step_with_a_new_seq_and_counts_the_attempt(world: World) -> None:
+    new_run(world)
+    enter(world)
+    left = world.ledger.leave("r1", "tok", Change(next=Next("s1", delay_s=40, same_step=True)))
+    record = world.ledger.get("r1", timeline=False)
+    assert record is not None and (record.seq, record.attempt, record.carrier) == (left.seq, 1, "due")
+    assert world.carriers.deadline("r1") == T0 + 40
+
+
+def test_the_end_of_a_run_removes_its_carrier_and_frees_only_its_own_audience_locks(world: World) -> None:
+    new_run(world)
+    mine, theirs = world.keys.audience_lock("a"), world.keys.audience_lock("b")
+    world.client.set(mine, "r1")
+    world.client.set(theirs, "other-run")
+    enter(world)
+    failure = Failure(FailureKind.AEP_JOB_FAILED, "job ended FAILED", "s1")
+    change = Change(finish_status=RunStatus.FAILED, failure=failure)
+    assert world.ledger.leave("r1", "tok", change, lock_keys=[mine, theirs]).ok
+    record = world.ledger.get("r1")
+    assert record is not None and record.status is RunStatus.FAILED and record.failure == failure
+    assert world.client.get(mine) is None and world.client.get(theirs) == b"other-run"
+    assert world.carriers.deadline("r1") is None
+
+
+def test_repeated_waits_for_the_same_thing_keep_one_timeline_row_with_a_count(world: World) -> None:
+    new_run(world)
+    seq, token = 1, "tok"
+    for i in range(5):
+        assert enter(world, seq=seq, token=f"{token}{i}") == "ok"
+        ev = Event("s1", "waiting", f"audiences busy ({i})", key="wait:audience")
+        seq = world.ledger.leave("r1", f"{token}{i}", Change(events=[ev], next=Next("s1", same_step=True))).seq
+    waits = [e for e in (world.ledger.get("r1") or pytest.fail()).timeline if e["event"] == "waiting"]
+    assert len(waits) == 1 and waits[0]["n"] == 5 and waits[0]["detail"] == "audiences busy (4)"
+
+
+def test_pinned_events_outlive_the_trimmed_timeline(world: World) -> None:
+    new_run(world)
+    seq = 1
+    for i in range(TIMELINE_MAX + 20):
+        assert enter(world, seq=seq, token=f"t{i}") == "ok"
+        events = [Event("s1", "adopted", "job 1", pin=True)] if i == 3 else [Event("s1", "checked", str(i))]
+        seq = world.ledger.leave("r1", f"t{i}", Change(events=events, next=Next("s1", same_step=True))).seq
+    timeline = (world.ledger.get("r1") or pytest.fail()).timeline
+    assert [e["event"] for e in timeline][:2] == ["created", "adopted"]
+    assert world.client.llen(world.keys.timeline("r1")) == TIMELINE_MAX
+
+
+def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
+    new_run(world)
+    world.client.expire(world.keys.run("r1"), 10)
+    enter(world)
+    move_on(world)
+    assert world.client.ttl(world.keys.run("r1")) > 3000
+
+
+# --- intent and quota -------------------------------------------------------------------------------
+
+
+def quota(limit: int = 1) -> QuotaSpec:
+    return QuotaSpec("adhoc", "org", limit, DailyWindow())
+
+
+def intent(w: World, run_id: str = "r1", token: str = "tok", limit: int = 1) -> str:
+    buckets = w.quotas.buckets([quota(limit)], w.clock.t)
+    return w.ledger.intent(run_id, token, "s1", holder=run_id, buckets=buckets, edge_s=0).verdict
+
+
+def test_an_intent_spends_its_slot_atomically_and_a_full_quota_writes_nothing(world: World) -> None:
+    new_run(world, "r1")
+    new_run(world, "r2")
+    enter(world, "r1")
+    enter(world, "r2", token="t2")
+    assert intent(world, "r1") == "ok"
+    assert intent(world, "r2", token="t2") == "quota"
+    assert intent(world, "r1") == "exists", "no second intent while the first is unresolved"
+    r2 = world.ledger.get("r2", timeline=False)
+    assert r2 is not None and r2.intents == {}
+    assert world.quotas.usage(quota(), world.clock.t).used == 1
+
+
+def test_unintent_refunds_the_slot_on_proof_of_non_acceptance(world: World) -> None:
+    new_run(world, "r1")
+    new_run(world, "r2")
+    enter(world, "r1")
+    assert intent(world, "r1") == "ok"
+    world.ledger.unintent("r1", "tok", "s1")
+    enter(world, "r2", token="t2")
+    assert intent(world, "r2", token="t2") == "ok"
+
+
+def test_settling_a_post_keeps_its_slot_spent_but_no_longer_pending(world: World) -> None:
+    new_run(world)
+    enter(world)
+    intent(world)
+    assert world.quotas.usage(quota(), world.clock.t).pending == 1
+    change = Change(set={"segment_job_id": "j1"}, delete=["intent:s1"], settle="s1", next=Next("s2", publish=True))
+    assert world.ledger.leave("r1", "tok", change).ok
+    usage = world.quotas.usage(quota(), world.clock.t)
+    assert (usage.used, usage.pending) == (1, 0)
+
+
+def test_an_execution_without_the_lease_cannot_record_an_intent(world: World) -> None:
+    new_run(world)
+    enter(world, token="a")
+    assert intent(world, token="b") == "lost"
+
+
+def test_once_a_cancel_began_the_step_holding_the_run_cannot_record_an_intent(world: World) -> None:
+    new_run(world)
+    enter(world)
+    world.client.hset(world.keys.run("r1"), "cancel_requested", "cli")  # a cancel began, then waits
+    assert intent(world) == "cancelled"
+
+
+# --- cancel and resume --------------------------------------------------------------------------------
+
+
+def test_cancel_waits_for_a_step_whose_post_may_be_in_flight_and_then_no_post_can_start(world: World) -> None:
+    new_run(world)
+    enter(world)
+    assert intent(world) == "ok"  # ... and the POST is on the wire
+    assert world.ledger.cancel("r1", "cli").verdict == "wait"
+    change = Change(set={"segment_job_id": "j1"}, delete=["intent:s1"], next=Next("s2", publish=True))
+    assert world.ledger.leave("r1", "tok", change).ok  # the step records AEP's answer
+    result = world.ledger.cancel("r1", "cli")
+    assert result.verdict == "cancelled" and not result.unresolved_intent
+    assert enter(world, step="s2", seq=3) == "terminal"
+    record = world.ledger.get("r1")
+    assert record is not None and record.status is RunStatus.CANCELLED and record.segment_job_id == "j1"
+    assert record.timeline[-1]["detail"] == "cancelled by cli"
+
+
+def test_a_cancel_during_a_step_without_a_pending_post_ends_the_run_at_once_and_fences_the_step(
+    world: World,
 ) -> None:
-    clock = Clock(0.0)
-    delays = RedisDelayQueue(client, key_prefix, lease_s=10, clock=clock)
-    delays.schedule("m", "p", 0.0)
-    assert delays.pop_due() == [("m", "p")]  # ... and the pump crashes before ack
-    clock.t = 9.0
-    assert delays.pop_due() == []
-    clock.t = 10.0
-    assert delays.pop_due() == [("m", "p")]
+    new_run(world)
+    enter(world)
+    assert world.ledger.cancel("r1", "api:ops").verdict == "cancelled"
+    assert intent(world) == "lost", "the cancel took the run from the step: it can neither record nor POST"
+    assert not world.ledger.leave("r1", "tok", Change(next=Next("s2", publish=True))).ok
 
 
-def test_a_step_finishing_after_a_cancel_cannot_write_running_back(ledger: RunLedger) -> None:
-    run_id, _ = ledger.create({}, started_by="t")
-    assert ledger.finish_if_open(run_id, "cancelled")
-    ledger.event(run_id, "poll_segment_job", "waiting", "still processing", status="running", wait_until=5)
-    ledger.update(run_id, status="waiting")
-    record = ledger.get(run_id)
-    assert record is not None and record.status == "cancelled"
+def test_resume_restarts_a_failed_run_with_a_new_carrier_that_fences_older_messages(world: World) -> None:
+    new_run(world)
+    enter(world)
+    change = Change(finish_status=RunStatus.FAILED, failure=Failure(FailureKind.AEP_JOB_FAILED, "x", "s1"))
+    world.ledger.leave("r1", "tok", change)
+    resumed = world.ledger.resume("r1", "s1", forget=["segment_job_id"], new_generation=True, actor="cli")
+    record = world.ledger.get("r1")
+    assert record is not None and record.status is RunStatus.QUEUED and record.failure is None
+    assert (record.generation, record.holder) == (1, "r1#1")
+    assert enter(world, seq=1, token="x") == "stale" and enter(world, seq=resumed.seq, token="y") == "ok"
+    with pytest.raises(ValueError, match="only a failed run"):
+        world.ledger.resume("r1", "s1", forget=[], new_generation=False, actor="cli")
+
+
+# --- the watchdog -----------------------------------------------------------------------------------
+
+
+def test_the_watchdog_hands_out_a_due_wait_once_per_grace_period(world: World) -> None:
+    new_run(world)
+    enter(world)
+    world.ledger.leave("r1", "tok", Change(next=Next("s1", delay_s=10, same_step=True)))
+    assert world.carriers.pop_due(grace_s=GRACE) == []
+    world.clock.t += 10
+    (wake,) = world.carriers.pop_due(grace_s=GRACE)
+    assert (wake.run_id, wake.step, wake.kind) == ("r1", "s1", "wake")
+    assert world.carriers.pop_due(grace_s=GRACE) == []
+
+
+def test_a_lost_wakeup_is_published_again_after_the_grace_and_the_run_records_it(world: World) -> None:
+    new_run(world)  # its wake-up message is lost (kombu's BRPOP -> unacked gap)
+    world.clock.t += GRACE
+    (wake,) = world.carriers.pop_due(grace_s=GRACE)
+    assert (wake.kind, wake.step, wake.seq) == ("rewake", "s1", 1)
+    record = world.ledger.get("r1")
+    assert record is not None and record.recoveries == 1 and record.timeline[-1]["event"] == "recovered"
+
+
+def test_while_the_queue_holds_a_backlog_a_woken_run_is_not_published_twice(world: World) -> None:
+    new_run(world)
+    world.client.rpush(world.keys.prefix + "queue", "a message of some other run")
+    world.clock.t += GRACE
+    assert world.carriers.pop_due(grace_s=GRACE, queue_keys=[world.keys.prefix + "queue"]) == []
+    world.client.delete(world.keys.prefix + "queue")
+    world.clock.t += GRACE
+    (wake,) = world.carriers.pop_due(grace_s=GRACE, queue_keys=[world.keys.prefix + "queue"])
+    assert wake.kind == "rewake"
+
+
+def test_a_run_whose_execution_died_is_recovered_when_its_lease_ends(world: World) -> None:
+    new_run(world)
+    enter(world, token="dead")
+    world.clock.t += LEASE - 1
+    assert world.carriers.pop_due(grace_s=GRACE) == []
+    world.clock.t += 1
+    (wake,) = world.carriers.pop_due(grace_s=GRACE)
+    assert (wake.kind, wake.seq) == ("recover", 1)
+    assert enter(world, token="new") == "ok", "the recovered message takes the run at once"
+    assert not world.ledger.leave("r1", "dead", Change(next=Next("s2", publish=True))).ok
+
+
+def test_the_watchdog_forgets_carriers_of_finished_runs(world: World) -> None:
+    new_run(world)
+    world.client.hset(world.keys.run("r1"), "status", "succeeded")
+    world.clock.t += GRACE
+    assert world.carriers.pop_due(grace_s=GRACE) == [] and world.carriers.deadline("r1") is None

@@ -1,7 +1,8 @@
-"""Contract tests for RedisQuotaLedger, run against both fakeredis (with Lua) and a real Redis server.
+"""Contract tests of the quota ledger, against fakeredis (with Lua) and a real Redis server.
 
-The clock is injected, so crossing a UTC midnight or outliving a reservation costs no real time.
-The concurrency test needs real Redis: fakeredis lives in one process.
+A slot is spent when its POST is sent and only ever given back on proof of non-acceptance: nothing
+lapses with time, so a worker that dies between AEP's answer and recording it cannot let a second POST
+through. The clock is injected through ARGV, so crossing a UTC midnight costs no real time.
 """
 
 from __future__ import annotations
@@ -17,24 +18,29 @@ import fakeredis
 import pytest
 import redis
 
-from aep_activator.aep.coordination.quota import RedisQuotaLedger
+from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.quota import (
+    ClockSkew,
+    DailyWindow,
+    QuotaLedger,
+    QuotaSpec,
+    YearlyWindow,
+    pending_key,
+)
 
 MIDNIGHT = int(datetime(2024, 3, 10, tzinfo=UTC).timestamp())  # a UTC midnight, epoch s
-NAME, ORG = "adhoc_activation", "ABC123@AdobeOrg"
+NOON = MIDNIGHT + 12 * 3600.0
+ORG = "ABC123@AdobeOrg"
 
 
-@dataclass
-class FakeClock:
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
+def spec(limit: int = 20, *, name: str = "adhoc", scope: str = ORG, window: object = None) -> QuotaSpec:
+    return QuotaSpec(name, scope, limit, window or DailyWindow())  # type: ignore[arg-type]
 
 
 @dataclass
 class Backend:
     client: redis.Redis
-    prefix: str
+    keys: Keys
 
 
 @pytest.fixture(params=["fakeredis", "redis"])
@@ -45,182 +51,137 @@ def backend(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Backend]
     else:
         client = redis.Redis.from_url(redis_url)
         prefix = request.getfixturevalue("key_prefix")
-    yield Backend(client, prefix)
+    yield Backend(client, Keys(prefix))
     client.close()
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(MIDNIGHT + 12 * 3600.0)
+def ledger(backend: Backend) -> QuotaLedger:
+    return QuotaLedger(backend.client, backend.keys, edge_s=60)
 
 
-@pytest.fixture
-def ledger(backend: Backend, clock: FakeClock) -> RedisQuotaLedger:
-    return RedisQuotaLedger(backend.client, backend.prefix, clock=clock)
+def spend(ledger: QuotaLedger, holder: str, limit: int = 20, now: float = NOON, **kw: object) -> bool:
+    s = spec(limit, **kw)  # type: ignore[arg-type]
+    return ledger.spend(holder, ledger.buckets([s], now), now=now).ok
 
 
-def test_reserves_succeed_up_to_the_limit_and_then_are_refused(ledger: RedisQuotaLedger) -> None:
-    results = [ledger.reserve(NAME, ORG, 3, f"run-{i}", ttl_s=600) for i in range(5)]
-    assert [r.ok for r in results] == [True, True, True, False, False]
-    assert not any(r.already for r in results)
-    assert results[-1].usage.reserved == 3
-    assert results[-1].usage.remaining == 0
+def test_spends_succeed_up_to_the_limit_and_then_are_refused_writing_nothing(ledger: QuotaLedger) -> None:
+    assert [spend(ledger, f"run-{i}", 3) for i in range(5)] == [True, True, True, False, False]
+    usage = ledger.usage(spec(3), NOON)
+    assert (usage.used, usage.pending, usage.remaining) == (3, 3, 0)
 
 
-def test_usage_reports_committed_live_reserved_remaining_and_the_exact_reset(
-    ledger: RedisQuotaLedger,
-) -> None:
+def test_a_refused_spend_names_the_full_bucket_and_its_count(ledger: QuotaLedger) -> None:
+    spend(ledger, "a", 1)
+    result = ledger.spend("b", ledger.buckets([spec(1)], NOON), now=NOON)
+    assert not result.ok and result.bucket is not None and result.used == 1
+    assert (result.bucket.start, result.bucket.end) == (MIDNIGHT, MIDNIGHT + 86400)
+
+
+def test_usage_reports_used_pending_remaining_and_the_exact_reset(ledger: QuotaLedger) -> None:
     for i in range(3):
-        ledger.reserve(NAME, ORG, 20, f"run-{i}", ttl_s=600)
-    ledger.commit(NAME, ORG, "run-0", MIDNIGHT)
-    usage = ledger.usage(NAME, ORG, 20)
-    assert (usage.name, usage.scope, usage.limit) == (NAME, ORG, 20)
-    assert (usage.used, usage.reserved, usage.remaining) == (1, 2, 17)
-    assert usage.window_start == MIDNIGHT
-    assert usage.reset_at == MIDNIGHT + 86400
+        spend(ledger, f"run-{i}")
+    usage = ledger.usage(spec(), NOON)
+    assert (usage.name, usage.scope, usage.limit) == ("adhoc", ORG, 20)
+    assert (usage.used, usage.remaining) == (3, 17)
+    assert (usage.window_start, usage.reset_at) == (MIDNIGHT, MIDNIGHT + 86400)
 
 
-def test_a_holder_that_reserves_twice_gets_one_slot_and_already_true(ledger: RedisQuotaLedger) -> None:
-    first = ledger.reserve(NAME, ORG, 2, "run-a", ttl_s=600)
-    again = ledger.reserve(NAME, ORG, 2, "run-a", ttl_s=600)
-    assert (first.ok, first.already) == (True, False)
-    assert (again.ok, again.already) == (True, True)
-    assert again.usage.reserved == 1
+def test_a_holder_that_spends_twice_takes_one_slot(ledger: QuotaLedger) -> None:
+    assert spend(ledger, "run-a", 2) and spend(ledger, "run-a", 2)
+    assert ledger.usage(spec(2), NOON).used == 1
 
 
-def test_re_reserving_renews_the_lease_of_the_existing_reservation(
-    ledger: RedisQuotaLedger, clock: FakeClock
-) -> None:
-    ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=10)
-    clock.now += 8
-    ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=10)
-    clock.now += 8  # 16 s after the first reserve, 8 s after the renewal
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=10).ok is False
-    assert ledger.usage(NAME, ORG, 1).reserved == 1
+def test_a_spent_slot_never_lapses_however_long_its_post_takes_to_be_settled(ledger: QuotaLedger) -> None:
+    # The overshoot the old 900 s reservation allowed: the worker dies after AEP's 200, hours pass.
+    assert spend(ledger, "slow", 1, now=NOON)
+    assert not spend(ledger, "fast", 1, now=NOON + 6 * 3600), "a second POST would overshoot a quota of 1"
 
 
-def test_committing_twice_counts_once_and_a_committed_holder_re_reserves_as_already(
-    ledger: RedisQuotaLedger,
-) -> None:
-    r = ledger.reserve(NAME, ORG, 2, "run-a", ttl_s=600)
-    ledger.commit(NAME, ORG, "run-a", r.window_start)
-    ledger.commit(NAME, ORG, "run-a", r.window_start)
-    again = ledger.reserve(NAME, ORG, 2, "run-a", ttl_s=600)
-    assert (again.ok, again.already) == (True, True)
-    assert (again.usage.used, again.usage.reserved) == (1, 0)
+def test_a_refund_frees_the_slot_and_is_idempotent(ledger: QuotaLedger) -> None:
+    spend(ledger, "run-a", 1)
+    keys = [b.key for b in ledger.buckets([spec(1)], NOON)]
+    ledger.refund("run-a", keys)
+    ledger.refund("run-a", keys)
+    assert spend(ledger, "run-b", 1)
+    assert ledger.usage(spec(1), NOON).used == 1
 
 
-def test_a_refund_frees_the_slot_for_another_holder(ledger: RedisQuotaLedger) -> None:
-    a = ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=600)
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=600).ok is False
-    ledger.refund(NAME, ORG, "run-a", a.window_start)
-    ledger.refund(NAME, ORG, "run-a", a.window_start)  # idempotent
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=600).ok is True
+def test_a_limit_of_zero_or_less_refuses_every_spend(ledger: QuotaLedger) -> None:
+    assert not spend(ledger, "run-a", 0) and not spend(ledger, "run-a", -1)
 
 
-def test_a_refund_never_removes_a_commit(ledger: RedisQuotaLedger) -> None:
-    a = ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=600)
-    ledger.commit(NAME, ORG, "run-a", a.window_start)
-    ledger.refund(NAME, ORG, "run-a", a.window_start)
-    assert ledger.usage(NAME, ORG, 1).used == 1
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=600).ok is False
+def test_the_window_rolls_over_at_utc_midnight_exactly(ledger: QuotaLedger) -> None:
+    ledger.edge_s = 0
+    yesterday = MIDNIGHT - 3600.0
+    assert spend(ledger, "a", 1, now=yesterday)
+    assert not spend(ledger, "b", 1, now=MIDNIGHT - 0.001)
+    assert spend(ledger, "b", 1, now=MIDNIGHT)
+    assert ledger.usage(spec(1), yesterday).used == 1 and ledger.usage(spec(1), MIDNIGHT).used == 1
 
 
-def test_a_crashed_holders_reservation_lapses_after_its_ttl(
-    ledger: RedisQuotaLedger, clock: FakeClock
-) -> None:
-    ledger.reserve(NAME, ORG, 1, "crashed", ttl_s=30)
-    clock.now += 29.9
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=30).ok is False
-    clock.now += 0.1  # expiry is exclusive: at exactly now + ttl the lease is gone
-    assert ledger.usage(NAME, ORG, 1).reserved == 0
-    assert ledger.reserve(NAME, ORG, 1, "run-b", ttl_s=30).ok is True
+def test_a_spend_near_midnight_counts_in_both_days_aep_might_count_it_in(ledger: QuotaLedger) -> None:
+    just_before = MIDNIGHT - 30.0  # within the 60 s edge: AEP's clock may already say tomorrow
+    buckets = ledger.buckets([spec(2)], just_before)
+    assert [b.start for b in buckets] == [MIDNIGHT - 86400, MIDNIGHT]
+    assert ledger.spend("a", buckets, now=just_before).ok
+    assert ledger.usage(spec(2), MIDNIGHT - 3600).used == 1
+    assert ledger.usage(spec(2), MIDNIGHT + 3600).used == 1
+    assert [b.start for b in ledger.buckets([spec(2)], NOON)] == [MIDNIGHT], "far from midnight: one window"
 
 
-def test_a_commit_after_the_reservation_expired_is_still_recorded_even_above_the_limit(
-    ledger: RedisQuotaLedger, clock: FakeClock
-) -> None:
-    slow = ledger.reserve(NAME, ORG, 1, "slow", ttl_s=10)
-    clock.now += 11
-    assert ledger.reserve(NAME, ORG, 1, "fast", ttl_s=10).ok is True
-    ledger.commit(NAME, ORG, "slow", slow.window_start)  # AEP accepted slow's POST: reality wins
-    ledger.commit(NAME, ORG, "fast", slow.window_start)
-    usage = ledger.usage(NAME, ORG, 1)
-    assert (usage.used, usage.reserved, usage.remaining) == (2, 0, 0)
-    assert ledger.reserve(NAME, ORG, 1, "next", ttl_s=10).ok is False
+def test_buckets_that_do_not_contain_the_servers_time_are_refused_as_clock_skew(ledger: QuotaLedger) -> None:
+    stale = ledger.buckets([spec()], NOON - 86400)  # computed by a host whose clock is a day behind
+    with pytest.raises(ClockSkew):
+        ledger.spend("a", stale, now=NOON)
+    assert ledger.usage(spec(), NOON).used == 0
 
 
-def test_a_limit_of_zero_or_less_refuses_every_reservation(ledger: RedisQuotaLedger) -> None:
-    for limit in (0, -1):
-        r = ledger.reserve(NAME, ORG, limit, "run-a", ttl_s=600)
-        assert (r.ok, r.usage.reserved, r.usage.remaining) == (False, 0, 0)
+def test_a_yearly_window_opens_on_its_anniversary_at_midnight_utc() -> None:
+    window = YearlyWindow(month=4, day=15)
+    start, end = window.containing(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+    assert datetime.fromtimestamp(start, UTC) == datetime(2026, 4, 15, tzinfo=UTC)
+    assert datetime.fromtimestamp(end, UTC) == datetime(2027, 4, 15, tzinfo=UTC)
+    start, _ = window.containing(datetime(2027, 4, 14, 23, 59, tzinfo=UTC).timestamp())
+    assert datetime.fromtimestamp(start, UTC) == datetime(2026, 4, 15, tzinfo=UTC)
+    with pytest.raises(ValueError, match="every year"):
+        YearlyWindow(month=2, day=29)
 
 
-def test_the_window_rolls_over_at_utc_midnight_with_an_exact_reset(backend: Backend) -> None:
-    clock = FakeClock(MIDNIGHT - 1.5)  # 23:59:58.5 UTC the day before
-    ledger = RedisQuotaLedger(backend.client, backend.prefix, clock=clock)
-    first = ledger.reserve("segment_job", "prod", 2, "job-1", ttl_s=3600)
-    ledger.reserve("segment_job", "prod", 2, "job-2", ttl_s=3600)
-    refused = ledger.reserve("segment_job", "prod", 2, "job-3", ttl_s=3600)
-    assert refused.ok is False
-    assert refused.usage.reset_at == float(MIDNIGHT)
-    assert first.window_start == MIDNIGHT - 86400
-
-    clock.now = float(MIDNIGHT)
-    fresh = ledger.reserve("segment_job", "prod", 2, "job-3", ttl_s=3600)
-    assert (fresh.ok, fresh.window_start, fresh.usage.reserved) == (True, MIDNIGHT, 1)
-    assert fresh.usage.reset_at == float(MIDNIGHT + 86400)
-
-    # Yesterday's run, committed after midnight, lands in yesterday's window only.
-    ledger.commit("segment_job", "prod", "job-1", first.window_start)
-    assert ledger.usage("segment_job", "prod", 2).used == 0
-    clock.now = MIDNIGHT - 1.0
-    assert ledger.usage("segment_job", "prod", 2).used == 1
-
-
-def test_a_short_window_is_aligned_to_multiples_of_window_s(backend: Backend) -> None:
-    clock = FakeClock(1_000_000_007.25)
-    ledger = RedisQuotaLedger(backend.client, backend.prefix, window_s=60, clock=clock)
-    r = ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=5)
-    assert r.window_start == 999_999_960
-    assert r.usage.reset_at == 1_000_000_020.0
-    with pytest.raises(ValueError, match="not aligned"):
-        ledger.commit(NAME, ORG, "run-a", r.window_start + 1)
+def test_a_daily_and_a_yearly_slot_are_spent_together_or_not_at_all(ledger: QuotaLedger) -> None:
+    daily, yearly = spec(2, name="segment_jobs"), spec(1, name="segment_jobs_yearly", window=YearlyWindow())
+    assert ledger.spend("a", ledger.buckets([daily, yearly], NOON), now=NOON).ok
+    refused = ledger.spend("b", ledger.buckets([daily, yearly], NOON), now=NOON)
+    assert not refused.ok and refused.bucket is not None and refused.bucket.spec.name == "segment_jobs_yearly"
+    assert ledger.usage(daily, NOON).used == 1, "the daily slot is not taken when the yearly one is refused"
 
 
 def test_scopes_and_names_containing_at_signs_and_colons_never_share_a_quota(
-    ledger: RedisQuotaLedger, backend: Backend
+    ledger: QuotaLedger, backend: Backend
 ) -> None:
-    assert ledger.reserve("a:b", "c", 1, "run-1", ttl_s=600).ok
-    assert ledger.reserve("a", "b:c", 1, "run-2", ttl_s=600).ok
-    assert ledger.reserve(NAME, "ORG@AdobeOrg:x", 1, "run-3", ttl_s=600).ok
-    assert ledger.reserve(NAME, "ORG@AdobeOrg", 1, "run-4", ttl_s=600).ok
-    assert ledger.usage(NAME, "ORG@AdobeOrg", 1).reserved == 1
-    key = f"{backend.prefix}quota:{NAME}:ORG%40AdobeOrg:{MIDNIGHT}:reserved"
-    assert backend.client.zscore(key, "run-4") is not None
+    assert spend(ledger, "r1", 1, name="a:b", scope="c")
+    assert spend(ledger, "r2", 1, name="a", scope="b:c")
+    assert spend(ledger, "r3", 1, scope="ORG@AdobeOrg:x")
+    assert spend(ledger, "r4", 1, scope="ORG@AdobeOrg")
+    key = f"{backend.keys.prefix}quota:adhoc:ORG%40AdobeOrg:{MIDNIGHT}:committed"
+    assert backend.client.sismember(key, "r4")
 
 
 def test_keys_expire_one_window_after_their_window_ends(backend: Backend) -> None:
-    clock = FakeClock(MIDNIGHT + 0.75)
-    ledger = RedisQuotaLedger(backend.client, backend.prefix, window_s=1, clock=clock)
-    r = ledger.reserve(NAME, ORG, 2, "run-a", ttl_s=60)
-    ledger.reserve(NAME, ORG, 2, "run-b", ttl_s=60)
-    ledger.commit(NAME, ORG, "run-a", r.window_start)
-    keys = [
-        f"{backend.prefix}quota:{NAME}:ABC123%40AdobeOrg:{MIDNIGHT}:{kind}"
-        for kind in ("committed", "reserved")
-    ]
-    for key in keys:
-        assert 1000 < backend.client.pttl(key) <= 1250  # window end + one window - now = 1.25 s
-    time.sleep(1.35)  # real time: the key TTL is Redis's own
-    assert backend.client.exists(*keys) == 0
+    ledger = QuotaLedger(backend.client, backend.keys, edge_s=0)
+    short = spec(2, window=DailyWindow(2))
+    now = MIDNIGHT + 0.5
+    assert ledger.spend("a", ledger.buckets([short], now), now=now).ok
+    key = ledger.buckets([short], now)[0].key
+    for k in (key, pending_key(key)):
+        assert 1000 <= backend.client.pttl(k) <= 3500  # window end + one window - now, at least 1 s
+    time.sleep(3.6)  # real time: the key TTL is Redis's own
+    assert backend.client.exists(key, pending_key(key)) == 0
 
 
-def test_invalid_arguments_are_rejected_before_touching_redis(ledger: RedisQuotaLedger) -> None:
-    with pytest.raises(ValueError, match="ttl_s"):
-        ledger.reserve(NAME, ORG, 1, "run-a", ttl_s=0)
+def test_an_empty_holder_is_rejected_before_touching_redis(ledger: QuotaLedger) -> None:
     with pytest.raises(ValueError, match="holder"):
-        ledger.reserve(NAME, ORG, 1, "", ttl_s=10)
+        ledger.spend("", ledger.buckets([spec()], NOON), now=NOON)
 
 
 # Real Redis only: many processes racing for the last slots.
@@ -228,33 +189,22 @@ def test_invalid_arguments_are_rejected_before_touching_redis(ledger: RedisQuota
 WORKERS, ATTEMPTS, LIMIT = 8, 25, 20
 
 
-def _reserve_many(
-    url: str, prefix: str, worker: int, commit: bool, go: Event, out: multiprocessing.Queue[int]
-) -> None:
+def _spend_many(url: str, prefix: str, worker: int, go: Event, out: multiprocessing.Queue[int]) -> None:
     client = redis.Redis.from_url(url)
-    ledger = RedisQuotaLedger(client, prefix)
+    ledger = QuotaLedger(client, Keys(prefix))
     go.wait()
     ok = 0
     for attempt in range(ATTEMPTS):
-        r = ledger.reserve(NAME, ORG, LIMIT, f"w{worker}-{attempt}", ttl_s=600)
-        if r.ok:
-            ok += 1
-            if commit:
-                ledger.commit(NAME, ORG, r.holder, r.window_start)
+        now = ledger.server_time()
+        ok += ledger.spend(f"w{worker}-{attempt}", ledger.buckets([spec(LIMIT)], now)).ok
     client.close()
     out.put(ok)
 
 
-@pytest.mark.parametrize("commit", [False, True], ids=["reserve-only", "reserve-then-commit"])
-def test_eight_processes_racing_for_a_limit_of_twenty_get_exactly_twenty(
-    redis_url: str, key_prefix: str, commit: bool
-) -> None:
+def test_eight_processes_racing_for_a_limit_of_twenty_get_exactly_twenty(redis_url: str, key_prefix: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     go, out = ctx.Event(), ctx.Queue()
-    procs = [
-        ctx.Process(target=_reserve_many, args=(redis_url, key_prefix, w, commit, go, out))
-        for w in range(WORKERS)
-    ]
+    procs = [ctx.Process(target=_spend_many, args=(redis_url, key_prefix, w, go, out)) for w in range(WORKERS)]
     for p in procs:
         p.start()
     go.set()
@@ -264,10 +214,8 @@ def test_eight_processes_racing_for_a_limit_of_twenty_get_exactly_twenty(
         assert p.exitcode == 0
     out.close()
     out.join_thread()
-
     client = redis.Redis.from_url(redis_url)
-    usage = RedisQuotaLedger(client, key_prefix).usage(NAME, ORG, LIMIT)
+    ledger = QuotaLedger(client, Keys(key_prefix))
+    usage = ledger.usage(spec(LIMIT), ledger.server_time())
     client.close()
-    assert granted == LIMIT
-    assert usage.used + usage.reserved == LIMIT
-    assert usage.used == (LIMIT if commit else 0)
+    assert granted == LIMIT == usage.used

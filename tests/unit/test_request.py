@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aep_activator.aep.pipeline import plan as c
+from aep_activator.aep.pipeline.plan import PLAN
 from aep_activator.tasks.producer import InvalidRequest, parse_request
 
 EXAMPLE = json.loads(Path("examples/activation-request.json").read_text())
@@ -16,13 +16,16 @@ DEST = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
 
 def test_the_shipped_example_is_the_tutorials_full_five_step_v1_flow() -> None:
     req = parse_request(EXAMPLE)
-    assert req.steps() == list(c.STEP_TASKS)
+    assert [s.task_name for s in PLAN.steps_for(req)] == [
+        "activation.create_segment_job", "activation.poll_segment_job", "activation.create_export_job",
+        "activation.poll_export_job", "activation.run_activation", "activation.poll_activation",
+    ]  # fmt: skip
     assert req.version == 1 and req.export_job is not None and req.segment_job
 
 
 def test_v2_without_a_segment_job_has_only_the_activation_steps() -> None:
     req = parse_request({"activation_info": {DEST: ["a"]}, "version": 2, "segment_job": False})
-    assert req.steps() == [c.TASK_RUN_ACTIVATION, c.TASK_POLL_ACTIVATION]
+    assert [s.task_name for s in PLAN.steps_for(req)] == ["activation.run_activation", "activation.poll_activation"]
 
 
 def test_the_segment_job_defaults_to_the_activated_audiences() -> None:

@@ -161,7 +161,9 @@ def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     if as_json:
         click.echo(json.dumps({"run_id": run_id}))
     else:
-        console.print(f"run [bold]{run_id}[/bold] queued ({' → '.join(n.rsplit('.', 1)[-1] for n in req.steps())})")
+        from aep_activator.tasks.producer import step_names
+
+        console.print(f"run [bold]{run_id}[/bold] queued ({' → '.join(step_names(req))})")
         console.print(f"follow it with: aep-activator status --watch {run_id}")
 
 
@@ -290,17 +292,12 @@ def runs(limit: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def quota(as_json: bool) -> None:
     """Show each quota: used (committed), reserved, limit and when it resets."""
-    from aep_activator.aep.pipeline import plan as c
-    from aep_activator.tasks.runtime import runtime
+    from aep_activator.tasks.producer import quota_usage
 
     s = settings_or_exit()
     use_settings(s)
     _ping_redis(s)
-    rt = runtime()
-    rows = [
-        rt.quotas.usage(c.QUOTA_ADHOC, s.aep_org_id or "", s.quota_adhoc_per_day),
-        rt.quotas.usage(c.QUOTA_SEGMENT_JOBS, s.aep_sandbox_name or "default", s.quota_segment_jobs_per_day),
-    ]
+    rows = quota_usage()
     if as_json:
         click.echo(
             json.dumps(
@@ -309,7 +306,7 @@ def quota(as_json: bool) -> None:
                         "quota": u.name,
                         "scope": u.scope,
                         "used": u.used,
-                        "reserved": u.reserved,
+                        "reserved": u.pending,
                         "limit": u.limit,
                         "remaining": u.remaining,
                         "reset_at": u.reset_at,
@@ -324,7 +321,7 @@ def quota(as_json: bool) -> None:
         table.add_column(col)
     for u in rows:
         table.add_row(
-            u.name, u.scope or "-", str(u.used), str(u.reserved), str(u.limit), str(u.remaining), _when(u.reset_at)
+            u.name, u.scope or "-", str(u.used), str(u.pending), str(u.limit), str(u.remaining), _when(u.reset_at)
         )
     console.print(table)
 

@@ -272,6 +272,12 @@ class SegmentJobList(_Response):
     children: list[SegmentJob] = Field(default_factory=list)
     links: dict[str, Any] | None = Field(default=None, alias="_links")
 
+    @property
+    def has_next(self) -> bool:
+        """``_links.next.href`` is a non-empty link (``{}`` or ``""`` on the last page)."""
+        nxt = (self.links or {}).get("next")
+        return bool(nxt.get("href")) if isinstance(nxt, dict) else bool(nxt)
+
 
 class CancelResponse(_Response):
     status: bool | None = None
@@ -585,3 +591,15 @@ class FlowRun(_Response):
 class FlowRunList(_Response):
     items: list[FlowRun]
     links: dict[str, Any] | None = Field(default=None, alias="_links")
+
+    @property
+    def next_token(self) -> str | None:
+        """The ``continuationToken`` of ``_links.next.href``, if a next page exists."""
+        nxt = (self.links or {}).get("next")
+        href = nxt.get("href") if isinstance(nxt, dict) else nxt
+        if not isinstance(href, str) or "continuationToken=" not in href:
+            return None
+        from urllib.parse import parse_qs, urlsplit
+
+        tokens = parse_qs(urlsplit(href).query).get("continuationToken") or []
+        return tokens[0] if tokens else None

@@ -1,0 +1,54 @@
+-- lib_quota.lua: spending and refunding quota slots (included by quota_spend.lua and run_intent.lua).
+--
+-- Key layout (aep/coordination/quota.py):
+--   {prefix}quota:{name}:{scope}:{window_start}:committed  SET  holders that spent a slot in the window
+--   {prefix}quota:{name}:{scope}:{window_start}:pending    SET  those whose POST outcome is not yet known
+--
+-- A bucket is {committed_key, limit, window_start, window_end} (epoch s). `now` is the server's time
+-- (TIME) unless a test injects one. A bucket must contain `now`, give or take `edge` seconds (the
+-- caller counts a POST near a boundary in both windows): otherwise the caller's clock is off.
+
+local function pending_of(key)
+  return string.sub(key, 1, -11) .. ':pending'   -- ':committed' is 10 characters
+end
+
+-- Returns {'ok'}, {'quota', i, used} (bucket i is full; nothing written) or {'skew', i}.
+local function quota_spend(buckets, holder, now, edge)
+  for i, b in ipairs(buckets) do
+    if now < b[3] - edge or now >= b[4] + edge then return {'skew', i} end
+  end
+  for i, b in ipairs(buckets) do
+    if redis.call('SISMEMBER', b[1], holder) == 0 then
+      local used = redis.call('SCARD', b[1])
+      if used + 1 > b[2] then return {'quota', i, used} end
+    end
+  end
+  for _, b in ipairs(buckets) do
+    -- Keep both sets until one window after theirs ends (relative to `now`, never <= 0).
+    local ttl_ms = math.max(1000, math.floor((b[4] + (b[4] - b[3]) - now) * 1000))
+    redis.call('SADD', b[1], holder)
+    redis.call('SADD', pending_of(b[1]), holder)
+    redis.call('PEXPIRE', b[1], ttl_ms)
+    redis.call('PEXPIRE', pending_of(b[1]), ttl_ms)
+  end
+  return {'ok'}
+end
+
+-- The POST's outcome is known and AEP accepted it: the slot stays spent, it is no longer pending.
+local function quota_settle(keys, holder)
+  for _, key in ipairs(keys) do redis.call('SREM', pending_of(key), holder) end
+end
+
+-- AEP demonstrably did not accept the POST: give the slot back.
+local function quota_refund(keys, holder)
+  for _, key in ipairs(keys) do
+    redis.call('SREM', key, holder)
+    redis.call('SREM', pending_of(key), holder)
+  end
+end
+
+local function server_now(injected)
+  if injected ~= nil and injected ~= '' then return tonumber(injected) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end

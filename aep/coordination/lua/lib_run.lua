@@ -1,0 +1,40 @@
+-- lib_run.lua: helpers shared by the run-ledger scripts (included; see aep/coordination/runs.py).
+--
+-- Run record: HASH {prefix}run:{run_id}; timeline LIST {prefix}run:{run_id}:timeline (trimmed);
+-- pinned LIST {prefix}run:{run_id}:pinned (never trimmed). Events are JSON objects
+-- {t, step, event, detail[, n][, actor]}.
+--#const RUN_CONSTS
+
+local function is_terminal(status)
+  return status ~= false and status ~= nil and TERMINAL[status] == true
+end
+
+-- Append an event; one with the same non-empty `key` as the previous event replaces it, counting
+-- repeats in `n`, so a run that waits for hours keeps one row per wait, not one per check.
+local function add_event(run_key, timeline, pinned, ev, key, pin)
+  if key ~= nil and key ~= '' and redis.call('HGET', run_key, 'last_event') == key then
+    local last = redis.call('LINDEX', timeline, -1)
+    if last then
+      local prev = cjson.decode(last)
+      ev['n'] = (prev['n'] or 1) + 1
+      redis.call('LSET', timeline, -1, cjson.encode(ev))
+      return
+    end
+  end
+  local text = cjson.encode(ev)
+  redis.call('RPUSH', timeline, text)
+  redis.call('LTRIM', timeline, -TIMELINE_MAX, -1)
+  if pin then redis.call('RPUSH', pinned, text) end
+  redis.call('HSET', run_key, 'last_event', key or '')
+end
+
+local function keep(ttl_s, ...)
+  for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl_s) end
+end
+
+-- Delete the audience locks `owner` holds among `lock_keys` (locks held by others stay).
+local function release_locks(lock_keys, owner)
+  for _, key in ipairs(lock_keys) do
+    if redis.call('GET', key) == owner then redis.call('DEL', key) end
+  end
+end

@@ -1,0 +1,54 @@
+-- run_create.lua: record a new run and its first carrier in one step (the producer's only write).
+--
+-- KEYS[1]  {prefix}idem:{key}, or any key when ARGV[6] is '0' (unused then)
+-- KEYS[2]  {prefix}run:{run_id}          KEYS[3] its timeline   KEYS[4] its pinned events
+-- KEYS[5]  {prefix}runs (ZSET run id -> created_at)             KEYS[6] {prefix}carriers
+-- ARGV[1]  run id          ARGV[2] fields (JSON object of strings: request, started_by, step, …)
+-- ARGV[3]  the created event (JSON)     ARGV[4] ttl (s) of the record, its key and its index entry
+-- ARGV[5]  grace (s): the carrier's deadline, in case the wake-up message is lost
+-- ARGV[6]  '1' when there is an idempotency key         ARGV[7] now (epoch s) from a test, or ''
+-- ARGV[8]  the key prefix (to read the record an idempotency key points at)
+--
+-- Returns {verdict, run_id, status, step, seq, gen}; verdict is 'created', 'existing' (the key's run,
+-- untouched) or 'relaunched' (the key's run was open with no carrier: it gets one, exactly once).
+--#include lib_quota
+--#include lib_run
+local now = server_now(ARGV[7])
+local ttl = tonumber(ARGV[4])
+local grace = tonumber(ARGV[5])
+
+if ARGV[6] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then
+    local rk = ARGV[8] .. 'run:' .. existing
+    local h = redis.call('HMGET', rk, 'status', 'step', 'seq', 'gen', 'v')
+    if h[1] then
+      if is_terminal(h[1]) or h[5] ~= LAYOUT or redis.call('ZSCORE', KEYS[6], existing) then
+        return {'existing', existing, h[1], h[2] or '', tonumber(h[3] or '0'), tonumber(h[4] or '0')}
+      end
+      local seq = redis.call('HINCRBY', rk, 'seq', 1)
+      redis.call('HSET', rk, 'carrier', 'woken', 'updated_at', now)
+      redis.call('ZADD', KEYS[6], now + grace, existing)
+      local tl, pin = ARGV[8] .. 'run:' .. existing .. ':timeline', ARGV[8] .. 'run:' .. existing .. ':pinned'
+      add_event(rk, tl, pin, {t = now, step = h[2], event = 'relaunched',
+        detail = 'the run had no carrier; the same idempotency key relaunched it'}, '', true)
+      return {'relaunched', existing, h[1], h[2], seq, tonumber(h[4] or '0')}
+    end
+    -- The key outlived its record (both have a TTL): the key is free again.
+  end
+end
+
+local fields = cjson.decode(ARGV[2])
+local flat = {}
+for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('HSET', KEYS[2], 'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0, 'attempt', 0, 'errors', 0,
+  'carrier', 'woken', 'created_at', now, 'updated_at', now, unpack(flat))
+redis.call('ZADD', KEYS[6], now + grace, ARGV[1])
+local ev = cjson.decode(ARGV[3])
+ev['t'] = now
+add_event(KEYS[2], KEYS[3], KEYS[4], ev, '', true)
+redis.call('ZADD', KEYS[5], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
+keep(ttl, KEYS[2], KEYS[3], KEYS[4])
+if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl) end
+return {'created', ARGV[1], 'queued', fields['step'], 1, 0}

@@ -1,0 +1,90 @@
+"""What the steps share about waiting on AEP: one poll for segment and export jobs, and the waits of
+a create step whose POST's answer was lost."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aep_activator.aep.api.errors import AEPError, DeadlineExceeded, JobFailed, OutcomeUnknown, Unaccounted
+from aep_activator.aep.api.models import ExportJobStatus, JobError, SegmentJobStatus
+from aep_activator.aep.coordination.runs import Event
+from aep_activator.aep.pipeline.backoff import PollSchedule
+from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind
+from aep_activator.aep.pipeline.steps.looks import Look
+
+log = logging.getLogger(__name__)
+
+
+class _PolledJob(Protocol):
+    @property
+    def status(self) -> SegmentJobStatus | ExportJobStatus: ...
+    @property
+    def errors(self) -> list[JobError]: ...
+    @property
+    def creationTime(self) -> int | None: ...
+
+
+def poll_job(
+    ctx: StepContext,
+    *,
+    kind: str,
+    job_id: str | None,
+    get: Callable[[str], _PolledJob],
+    cancel: Callable[[str], Any],
+    terminal: frozenset[Any],
+    schedule: PollSchedule,
+) -> Outcome:
+    """Check one segment or export job once: done, failed, past its deadline (cancel it), or wait."""
+    if not job_id:
+        raise JobFailed(f"no {kind} job recorded for this run", kind=kind)
+    job = get(job_id)
+    status = job.status.value
+    if status == "SUCCEEDED":
+        event = Event(ctx.step, "succeeded", f"{kind} job {job_id}")
+        return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,))
+    if job.status in terminal:
+        why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
+        raise JobFailed(f"{kind} job {job_id} ended {status}: {why}", kind=kind, job_id=job_id, aep_status=status)
+    started = (job.creationTime / 1000) if job.creationTime else ctx.run.created_at
+    if ctx.now() > started + schedule.deadline_s:
+        cancel_quietly(lambda: cancel(job_id))
+        raise DeadlineExceeded(
+            f"{kind} job {job_id} still {status} after {schedule.deadline_s:.0f}s: cancelled",
+            kind=kind, job_id=job_id, aep_status=status,
+        )  # fmt: skip
+    delay = schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
+    return Wait(delay, f"{kind} job {job_id} is {status}", WaitKind.AEP, set={"aep_status": status})
+
+
+def cancel_quietly(cancel: Callable[[], Any]) -> None:
+    try:
+        cancel()
+    except AEPError as exc:
+        log.warning("cancelling an AEP job failed: %s", exc)
+
+
+def lost_answer(ctx: StepContext, exc: OutcomeUnknown) -> Wait:
+    """The POST was sent and its answer lost: keep the intent (and the spent quota); look next time."""
+    log.warning("run %s: outcome of %s unknown (%s); the next check looks before creating", ctx.run.run_id,
+                ctx.step, exc)  # fmt: skip
+    delay = min(30.0, max(0.2, ctx.config.look_settle_s / 4))
+    reason = f"the answer to our POST was lost ({exc.message}); looking for what AEP created"
+    return Wait(delay, reason, WaitKind.LOOK, events=(Event(ctx.step, "outcome-unknown", str(exc), pin=True),))
+
+
+def still_looking(ctx: StepContext, look: Look, intent_s: float, what: str) -> Wait | None:
+    """None when ``look`` proves the POST was not accepted; else how long to keep looking."""
+    age = ctx.now() - intent_s
+    if look.complete and age >= ctx.config.look_settle_s:
+        return None
+    looking_since = ctx.run.wait_since if ctx.run.wait_kind == WaitKind.LOOK.value and ctx.run.wait_since else None
+    if looking_since is not None and ctx.now() - looking_since > ctx.config.wait_deadline_s:
+        raise Unaccounted(
+            f"{what} of a POST sent {age:.0f}s ago is neither in AEP's lists nor proven absent "
+            f"({'the listing was cut short' if not look.complete else 'still settling'}); check AEP, then resume"
+        )
+    delay = max(0.2, ctx.config.look_settle_s - age) if look.complete else ctx.config.look_settle_s
+    why = "AEP's list does not reach back to our POST yet" if not look.complete else "not in AEP's list yet"
+    return Wait(delay, f"looking for {what} of a POST whose answer was lost: {why}", WaitKind.LOOK)

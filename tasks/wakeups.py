@@ -1,0 +1,43 @@
+"""Publishing wake-ups: the broker message that tells a worker to run a run's current step now.
+
+A wake-up carries only the run id and the carrier's ``seq`` (the fence admits it only while that is
+the run's current carrier). Its task id is ``{run_id}.{step}.{generation}``: Flower shows one row per
+step and generation, which moves RECEIVED → STARTED → RETRY … → SUCCESS as the step is checked
+again. Losing a wake-up loses nothing (the run's carrier is in Redis and the watchdog publishes it
+again), so publishing gives up quickly instead of blocking a worker through a Redis outage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+
+from aep_activator.aep.coordination.runs import task_id
+from aep_activator.aep.pipeline.plan import TASK_PREFIX
+from aep_activator.tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def publish(app: Celery, rt: Runtime, run_id: str, step: str, seq: int, generation: int) -> bool:
+    """Send the wake-up; on failure make the carrier due now (best effort) and return False."""
+    try:
+        app.send_task(
+            TASK_PREFIX + step,
+            args=(run_id, seq),
+            task_id=task_id(run_id, step, generation),
+            queue=rt.settings.aep_queue,
+            retry=True,
+            retry_policy=PUBLISH_RETRY,
+        )
+        return True
+    except Exception as exc:  # the carrier covers it: never fail the caller for a lost wake-up
+        log.warning("run %s: could not publish %s (%s); the watchdog will", run_id, step, exc)
+        try:
+            rt.carriers.due_now(run_id)
+        except Exception:  # Redis is down too: the carrier's grace deadline still holds
+            log.debug("run %s: could not make the carrier due now", run_id, exc_info=True)
+        return False
