@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+
 from aep_activator.aepsim.config import FaultSettings, Guardrails, SimulatorConfig
 from aep_activator.aepsim.testing import SimulatorHarness
 from aep_activator.tasks import runtime, start_activation

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from aep_activator.aep.pipeline import plan as c
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.tasks import runtime, start_activation
 from aep_activator.tasks.producer import quota_usage

@@ -58,8 +58,9 @@ def _has_segment_job(ledger: RunLedger, run_id: str) -> bool:
 
 
 def snapshot(client: redis.Redis, prefix: str, queue: str) -> dict[str, int]:
+    run_key_colons = prefix.count(":") + 1  # {prefix}run:{id}, not its :timeline or :pinned
     return {
-        "run records": sum(1 for k in client.scan_iter(match=f"{prefix}run:*") if k.count(b":") == prefix.count(":") + 1),
+        "run records": sum(1 for k in client.scan_iter(match=f"{prefix}run:*") if k.count(b":") == run_key_colons),
         "queued messages": int(client.llen(queue)),
         "carried runs": int(client.zcard(f"{prefix}carriers")),
         "quota keys": sum(1 for _ in client.scan_iter(match=f"{prefix}quota:*")),

@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from aep_activator.aep.api.client import AEPClient, make_session
-from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
 from aep_activator.aep.api.errors import (
     AuthError,
     Conflict,
@@ -39,6 +38,7 @@ from aep_activator.aep.api.models import (
     FlowRunStatus,
     SegmentJobStatus,
 )
+from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
 
 pytestmark = pytest.mark.integration
 

@@ -190,7 +190,7 @@ def test_repeated_waits_for_the_same_thing_keep_one_timeline_row_with_a_count(wo
         assert enter(world, seq=seq, token=f"{token}{i}") == "ok"
         ev = Event("s1", "waiting", f"audiences busy ({i})", key="wait:audience")
         seq = world.ledger.leave("r1", f"{token}{i}", Change(events=[ev], next=Next("s1", same_step=True))).seq
-    waits = [e for e in (world.ledger.get("r1") or pytest.fail()).timeline if e["event"] == "waiting"]
+    waits = [e for e in (world.ledger.get("r1") or pytest.fail("no run")).timeline if e["event"] == "waiting"]
     assert len(waits) == 1 and waits[0]["n"] == 5 and waits[0]["detail"] == "audiences busy (4)"
 
 
@@ -201,7 +201,7 @@ def test_pinned_events_outlive_the_trimmed_timeline(world: World) -> None:
         assert enter(world, seq=seq, token=f"t{i}") == "ok"
         events = [Event("s1", "adopted", "job 1", pin=True)] if i == 3 else [Event("s1", "checked", str(i))]
         seq = world.ledger.leave("r1", f"t{i}", Change(events=events, next=Next("s1", same_step=True))).seq
-    timeline = (world.ledger.get("r1") or pytest.fail()).timeline
+    timeline = (world.ledger.get("r1") or pytest.fail("no run")).timeline
     assert [e["event"] for e in timeline][:2] == ["created", "adopted"]
     assert world.client.llen(world.keys.timeline("r1")) == TIMELINE_MAX
 
