@@ -1,4 +1,4 @@
-"""``python -m workers`` is the same as the ``aep-activator`` command."""
+"""``python -m aep_activator.workers`` (``python -m workers`` in the repository root) is ``aep-activator``."""
 
 from aep_activator.workers.cli import main
 

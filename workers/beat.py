@@ -36,6 +36,7 @@ from aep_activator.aep.pipeline.schedules import (
     Schedule,
     ScheduleFile,
     load_schedules,
+    parse_cron,
     parse_schedules,
     previous_fire_time,
 )
@@ -136,9 +137,13 @@ class SlotRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
 
 
 def cron_of(schedule: crontab) -> Cron:
-    """A Celery ``crontab`` as a :class:`Cron` (the sets Celery expanded), for slot arithmetic."""
+    """A Celery ``crontab`` as a :class:`Cron` listing the values Celery expanded, for slot arithmetic.
+
+    RedBeat hands the scheduler a ``crontab`` decoded from Redis, not the schedule file's text; its
+    expanded sets are what beat fires on, so the slot is computed from exactly those.
+    """
     fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
-    return Cron(expr=str(schedule), **{f: frozenset(getattr(schedule, f)) for f in fields})
+    return parse_cron(" ".join(",".join(str(v) for v in sorted(getattr(schedule, f))) for f in fields))
 
 
 def run_beat(app: Celery, *, loglevel: str = "info") -> None:

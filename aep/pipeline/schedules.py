@@ -9,12 +9,27 @@ File shape (one ``[[schedule]]`` table per entry; unknown keys are errors)::
     [schedule.request]               # an activation request, exactly as the producer API takes it
     ...
 
-``config/`` imports neither Celery nor ``aep`` (tests/unit/test_layout.py), so the request model is a
-parameter (``workers/beat.py`` passes ``ActivationRequest``) and cron expressions are parsed here.
-The parser accepts a strict subset of Celery's ``crontab`` syntax — numbers, ``*``, ranges (a
-reversed range wraps), ``/step``, lists, and names for months and weekdays — and a test checks
-that it expands every form exactly as Celery does. Celery semantics apply: when both day-of-month
-and day-of-week are restricted, a day must match *both* (classic cron ORs them).
+This layer imports no Celery (tests/unit/test_layout.py), so the request model is a parameter
+(``workers/beat.py`` passes ``ActivationRequest``), and fire times come from ``croniter`` with
+``day_or=False``: Celery's ``crontab`` semantics, under which a day must match *both* day-of-month
+and day-of-week when both are restricted (classic cron ORs them). Beat fires with Celery's
+``crontab`` built from the same five fields; tests/unit/test_cron.py checks, minute by minute over a
+year, that the two read every accepted form alike.
+
+**Accepted cron syntax** — the forms croniter and Celery read the same way, nothing more:
+
+- five fields separated by spaces: minute ``0-59``, hour ``0-23``, day-of-month ``1-31``, month
+  ``1-12`` or ``jan``-``dec``, day-of-week ``0-6`` or ``sun``-``sat`` (0 is Sunday); names are three
+  letters, in any case;
+- each field a comma-separated list of items: ``*``, a value (``5``), a range (``1-5``), or a step
+  on ``*`` or on a range (``*/15``, ``0-30/10``). A range whose first end is the larger wraps around
+  the field (``22-2`` is 22, 23, 0, 1, 2; ``fri-mon`` is Friday to Monday).
+
+Everything else is an error naming the schedule and the field, in particular the forms on which the
+two libraries disagree or that one of them lacks: ``7`` for Sunday, full names (``sunday``), a step
+on a single value (``5/15``) or on a wrapping range (``22-2/2``), a range with equal ends (``5-5``:
+croniter reads the whole cycle, Celery one value), ``L``, ``W``, ``#``, ``?``, ``H``, ``R``,
+``@daily``, seconds or year fields, and a date that never occurs (``30 2``, Feb 30).
 
 Errors raise :class:`ScheduleError`, whose ``str()`` names the file, the schedule and the field path.
 """
@@ -22,31 +37,29 @@ Errors raise :class:`ScheduleError`, whose ``str()`` names the file, the schedul
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
-from itertools import product
 from pathlib import Path
 from typing import Annotated, Any, Generic, TypeVar, cast
 
+from croniter import croniter, croniter_range
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 R = TypeVar("R", bound=BaseModel)
 ScheduleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
-# How far a cron search looks: Feb 29 on a given weekday recurs within 28 years.
-_SEARCH_DAYS = 366 * 29
-_MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                            "nov", "dec"])}
-_WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"]
-_DAYS = {d[:3]: i for i, d in enumerate(_WEEKDAYS)} | {d: i for i, d in enumerate(_WEEKDAYS)}
-# (field, lowest, highest, names), in the order of a cron expression.
-_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day_of_month", 1, 31, {}),
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# (field, lowest, highest, names from the lowest up), in the order of a cron expression.
+_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day_of_month", 1, 31, ()),
     ("month_of_year", 1, 12, _MONTHS),
-    ("day_of_week", 0, 6, _DAYS),  # 0 = Sunday
+    ("day_of_week", 0, 6, _WEEKDAYS),
 )
+_ITEM = re.compile(r"(?:(?P<star>\*)|(?P<first>[0-9]+|[A-Za-z]+)(?:-(?P<last>[0-9]+|[A-Za-z]+))?)(?:/(?P<step>.*))?")
 
 
 class ScheduleError(ValueError):
@@ -55,14 +68,9 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class Cron:
-    """A parsed 5-field UTC cron expression: the set of values each field allows."""
+    """A validated 5-field UTC cron expression in the accepted syntax (see the module docstring)."""
 
     expr: str
-    minute: frozenset[int]
-    hour: frozenset[int]
-    day_of_month: frozenset[int]
-    month_of_year: frozenset[int]
-    day_of_week: frozenset[int]
 
     def fields(self) -> dict[str, str]:
         """The expression's fields by Celery ``crontab`` keyword, for ``crontab(**cron.fields())``."""
@@ -70,46 +78,60 @@ class Cron:
 
 
 def parse_cron(expr: str) -> Cron:
-    """Parse a 5-field cron expression; ``ValueError`` names the bad field."""
+    """Check ``expr`` against the accepted syntax; ``ValueError`` names the bad field.
+
+    This only *refuses*: croniter expands the fields and does the time arithmetic.
+    """
     parts = expr.split()
     if len(parts) != 5:
         raise ValueError(f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}")
-    sets = {}
     for (field, lo, hi, names), spec in zip(_FIELDS, parts, strict=True):
-        try:
-            sets[field] = frozenset().union(*(_expand(item, lo, hi, names) for item in spec.split(",")))
-        except ValueError as exc:
-            raise ValueError(f"{field} field {spec!r}: {exc}") from None
-    return Cron(expr=" ".join(parts), **sets)
+        for item in spec.split(","):
+            try:
+                _check_item(item, lo, hi, names)
+            except ValueError as exc:
+                where = f"{field} field {spec!r}: " + (f"{item!r}: " if item != spec else "")
+                raise ValueError(f"{where}{exc}") from None
+    cron = Cron(" ".join(parts))
+    croniter.expand(cron.expr)  # every accepted form expands (tests/unit/test_cron.py); a bug here is loud
+    try:  # strict: a day-of-month that no listed month has (Celery's crontab refuses it too)
+        croniter.expand(cron.expr, strict=True)
+    except ValueError:
+        raise ValueError(f"day_of_month field {parts[2]!r}: never occurs in month_of_year {parts[3]!r}") from None
+    return cron
 
 
-def _expand(item: str, lo: int, hi: int, names: dict[str, int]) -> set[int]:
-    body, slash, step_text = item.partition("/")
-    if slash and not (step_text.isdigit() and int(step_text) > 0):
-        raise ValueError(f"step {step_text!r} must be a positive number")
-    step = int(step_text) if slash else 1
-    if body == "*":
-        return set(range(lo, hi + 1, step))
-    if "-" in body:
-        first, last = (_value(v, lo, hi, names) for v in body.split("-", 1))
-        if first <= last:
-            return set(range(first, last + 1, step))
-        if slash:
-            raise ValueError("a step on a wrapping range is ambiguous; write two ranges")
-        return set(range(first, hi + 1)) | set(range(lo, last + 1))  # e.g. 22-2: 22, 23, 0, 1, 2
-    if slash:
-        raise ValueError(f"{item!r}: a step needs '*' or a range before it, e.g. */{step_text}")
-    return {_value(body, lo, hi, names)}
+def _check_item(item: str, lo: int, hi: int, names: tuple[str, ...]) -> None:
+    match = _ITEM.fullmatch(item)
+    if match is None:
+        raise ValueError("not '*', a value, a range like 1-5, or a step like */15")
+    step = match["step"]
+    if step is not None and not (re.fullmatch("[0-9]+", step) and int(step) > 0):
+        raise ValueError(f"step {step!r} must be a positive number")
+    if match["star"]:
+        return
+    first = _value(match["first"], lo, hi, names)
+    if match["last"] is None:
+        if step is not None:
+            raise ValueError(f"a step needs '*' or a range before it, e.g. */{step}")
+        return
+    last = _value(match["last"], lo, hi, names)
+    if first == last:
+        raise ValueError(f"a range needs two different ends; write {match['first']}")
+    if first > last and step is not None:
+        raise ValueError("a step on a wrapping range is ambiguous; write two ranges")
 
 
-def _value(token: str, lo: int, hi: int, names: dict[str, int]) -> int:
+def _value(token: str, lo: int, hi: int, names: tuple[str, ...]) -> int:
     if token.isdigit():
         if not lo <= int(token) <= hi:
-            raise ValueError(f"{token} is outside {lo}-{hi}")
+            raise ValueError(f"{token} is outside {lo}-{hi}" + (" (0 is Sunday)" if names is _WEEKDAYS else ""))
         return int(token)
     if token.lower() in names:
-        return names[token.lower()]
-    raise ValueError(f"{token!r} is not a number" + (" or a name" if names else ""))
+        return lo + names.index(token.lower())
+    if names:
+        raise ValueError(f"{token!r} is not a number or a three-letter name ({names[0]}-{names[-1]})")
+    raise ValueError(f"{token!r} is not a number")
 
 
 class Schedule(BaseModel, Generic[R]):
@@ -211,42 +233,29 @@ def _describe(err: Any, data: dict[str, Any]) -> str:
     return f"{where}{path}: {msg}" if path else f"{where}{msg}"
 
 
-# --- cron arithmetic (UTC, minute resolution) -------------------------------------------------------
+# --- fire times (UTC, minute resolution; croniter with Celery's day semantics) ------------------------
 
 
 def fires_on(cron: Cron, day: dt.date) -> list[dt.datetime]:
     """Every fire time of ``cron`` on the UTC date ``day``, ascending."""
-    weekday = day.isoweekday() % 7  # cron counts Sunday as 0
-    if day.month not in cron.month_of_year or day.day not in cron.day_of_month or weekday not in cron.day_of_week:
-        return []
-    slots = product(sorted(cron.hour), sorted(cron.minute))
-    return [dt.datetime.combine(day, dt.time(h, m), dt.UTC) for h, m in slots]
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    last = start + dt.timedelta(days=1, minutes=-1)
+    return list(croniter_range(start, last, cron.expr, day_or=False))
 
 
 def next_fire_times(cron: Cron | Schedule[Any], n: int, now: dt.datetime) -> list[dt.datetime]:
     """The next ``n`` fire times strictly after ``now`` (aware UTC datetimes)."""
     cron = cron.parsed_cron() if isinstance(cron, Schedule) else cron
-    now = now.astimezone(dt.UTC)
-    out: list[dt.datetime] = []
-    day = now.date()
-    for _ in range(_SEARCH_DAYS):
-        out += [t for t in fires_on(cron, day) if t > now][: n - len(out)]
-        if len(out) >= n:
-            break
-        day += dt.timedelta(days=1)
-    return out
+    times = croniter(cron.expr, now.astimezone(dt.UTC), day_or=False)
+    return [times.get_next(dt.datetime) for _ in range(n)]
 
 
 def previous_fire_time(cron: Cron, now: dt.datetime) -> dt.datetime:
     """The latest fire time at or before ``now``: the cron slot a firing at ``now`` belongs to."""
-    now = now.astimezone(dt.UTC)
-    day = now.date()
-    for _ in range(_SEARCH_DAYS):
-        past = [t for t in fires_on(cron, day) if t <= now]
-        if past:
-            return past[-1]
-        day -= dt.timedelta(days=1)
-    raise ValueError(f"cron {cron.expr!r} never fired in the {_SEARCH_DAYS} days before {now:%Y-%m-%d}")
+    # croniter's get_prev is strictly before its start; fire times are whole minutes, so starting
+    # at the next whole minute makes a fire time at ``now``'s own minute count.
+    after = now.astimezone(dt.UTC).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    return croniter(cron.expr, after, day_or=False).get_prev(dt.datetime)
 
 
 def quota_warnings(

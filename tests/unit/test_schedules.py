@@ -139,32 +139,50 @@ def test_a_missing_file_is_a_schedule_error(tmp_path: Path) -> None:
         load_schedules(tmp_path / "none.toml", ActivationRequest)
 
 
-# --- cron parsing -----------------------------------------------------------------------------------
+# --- cron syntax ------------------------------------------------------------------------------------
 
 CELERY_FORMS = [
     "0 6 * * *", "*/15 * * * *", "0 0 29 2 *", "0 0 13 * fri", "30 23 * * 0", "5 1,13 1-7 * mon",
     "1-5/2 */6 */10 */3 */2", "0 23-1 31-2 12-2 sat-mon", "0 0 * jan sun-sat", "05 9 * * MON,Wed",
-    "0 0 * * sunday", "*/60 * * * *", "0 12 1 jan,jul *",
+    "0 0 * * sun", "*/60 * * * *", "0 12 1 jan,jul *",
 ]
 
 
 @pytest.mark.parametrize("expr", CELERY_FORMS)
-def test_the_cron_parser_expands_every_form_exactly_as_celery_does(expr: str) -> None:
-    ours = parse_cron(expr)
+def test_an_accepted_form_reaches_celery_as_written(expr: str) -> None:
+    # Beat builds its crontab from these fields; tests/unit/test_cron.py checks croniter reads them alike.
     m, h, dom, mon, dow = expr.split()
-    theirs = crontab(minute=m, hour=h, day_of_month=dom, month_of_year=mon, day_of_week=dow)
-    for field in ("minute", "hour", "day_of_month", "month_of_year", "day_of_week"):
-        assert getattr(ours, field) == getattr(theirs, field), field
-    assert crontab(**ours.fields()) == theirs
+    assert crontab(**parse_cron(f"  {expr} ").fields()) == crontab(m, h, dow, dom, mon)
+    assert parse_cron(f"  {expr} ").expr == expr
 
 
 @pytest.mark.parametrize(
     "expr",
-    ["5/15 * * * *", "mon * * * *", "0 6 * * 7", "0 6 * * 0-7", "1,,2 * * * *", "-5 * * * *", "23-1/2 * * * *"],
+    ["5/15 * * * *", "mon * * * *", "0 6 * * 7", "0 6 * * 0-7", "1,,2 * * * *", "-5 * * * *", "23-1/2 * * * *",
+     # forms croniter and Celery read differently, or only one of them knows
+     "5-5 * * * *", "0 0 * * mon-1", "0 0 * * sun/2", "0 0 * * sunday", "0 0 * * tues", "0 0 * * fri#2",
+     "0 0 L * *", "0 0 15W * *", "0 0 ? * *", "H * * * *", "R * * * *", "+5 * * * *", "0 0 * * 5L",
+     "@daily", "0 0 1 1 * 2026", "0 0 30 2 *", "0 0 31 4,6 *"],
 )
 def test_forms_that_celery_rejects_or_reads_surprisingly_are_rejected(expr: str) -> None:
     with pytest.raises(ValueError, match="field"):
         parse_cron(expr)
+
+
+def test_an_unsupported_form_names_the_schedule_and_the_field() -> None:
+    assert "schedule 'monthly': cron: day_of_month field 'L':" in error_of(entry("monthly", "0 0 L * *"))
+    assert "schedule 'w': cron: day_of_week field 'sunday': 'sunday' is not a number or a three-letter name" in (
+        error_of(entry("w", "0 0 * * sunday"))
+    )
+    assert "schedule 'five': cron: minute field '5-5': a range needs two different ends; write 5" in (
+        error_of(entry("five", "5-5 * * * *"))
+    )
+
+
+def test_a_date_that_never_occurs_is_refused_instead_of_never_firing() -> None:
+    message = error_of(entry("feb30", "0 0 30 2 *"))
+    assert "schedule 'feb30': cron: day_of_month field '30': never occurs in month_of_year '2'" in message
+    assert parse_cron("0 0 29 2 *").expr == "0 0 29 2 *"  # Feb 29 does occur
 
 
 # --- fire times ------------------------------------------------------------------------------------

@@ -1,27 +1,65 @@
-"""Operations commands of the CLI: ``flower``, ``beat``, ``schedules check`` and ``schedules list``.
+"""Operating commands: ``worker``, ``beat``, ``flower``, ``schedules check|list`` and ``config check``.
 
 Exit codes follow the CLI's: 2 for bad configuration or a bad schedule file, 3 for failed start-up
-checks (Redis unreachable or unsafe), 0 otherwise.
+checks (Redis unreachable or unsafe), 0 otherwise. Each command imports Celery, the app, Flower and
+the schedule model when it runs, not when the CLI loads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.panel import Panel
 from rich.table import Table
 
-from aep_activator.aep.pipeline.schedules import ScheduleError, ScheduleFile, next_fire_times, quota_warnings
 from aep_activator.config.settings import Settings
-from aep_activator.workers.cli import console, err_console, fail, settings_or_exit
+from aep_activator.workers.cli.common import console, err_console, fail, ping_redis, settings_or_exit, use_settings
+
+if TYPE_CHECKING:
+    from aep_activator.aep.pipeline.schedules import ScheduleFile
 
 
-def register(main: click.Group) -> None:
-    main.add_command(flower)
-    main.add_command(beat)
-    main.add_command(schedules)
+# --- worker ------------------------------------------------------------------------------------------
+
+
+def run_self_checks(role: str, *, strict: bool = True) -> None:
+    """Warn about, or refuse, configurations that break the quota or exactly-once guarantees."""
+    from aep_activator.tasks.runtime import runtime
+    from aep_activator.workers.checks import check_redis_policy, check_timeouts, check_utc
+
+    s = settings_or_exit()
+    use_settings(s)
+    ping_redis()
+    problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc()
+    for p in problems:
+        level = "[red]refusing:[/red]" if p.fatal and strict else "[yellow]warning:[/yellow]"
+        err_console.print(f"{role} self-check {level} {p.message}")
+    if strict and any(p.fatal for p in problems):
+        fail(f"{role} start-up checks failed (pass --no-strict-checks to start anyway)", code=3)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default: cores).")
+@click.option("--loglevel", "-l", default="info", show_default=True)
+@click.option("--strict-checks/--no-strict-checks", default=True, show_default=True)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int | None, loglevel: str, strict_checks: bool, celery_args: tuple[str, ...]) -> None:
+    """Run a Celery worker for the activation chain (after start-up self-checks).
+
+    Extra arguments go to `celery worker` as they are, e.g. `-- --hostname w1@%h`.
+    """
+    s = settings_or_exit()
+    if problems := s.aep_problems():
+        fail("invalid configuration:\n  " + "\n  ".join(problems))
+    run_self_checks("worker", strict=strict_checks)
+    from aep_activator.workers import app
+
+    argv = ["worker", f"--loglevel={loglevel}", "-Q", s.aep_queue]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main([*argv, *celery_args])
 
 
 # --- flower ------------------------------------------------------------------------------------------
@@ -68,7 +106,6 @@ def beat(
     """
     from aep_activator.workers import app
     from aep_activator.workers.beat import beat_config, run_beat
-    from aep_activator.workers.cli.commands import run_self_checks
 
     s = settings_or_exit()
     parsed = _load_or_exit(path or s.aep_schedules_file)
@@ -109,6 +146,8 @@ def schedules_check(path: str | None) -> None:
               help="Fire times to show.")
 def schedules_list(path: str | None, count: int) -> None:
     """List the schedules with their next fire times (UTC)."""
+    from aep_activator.aep.pipeline.schedules import next_fire_times
+
     s = settings_or_exit()
     parsed = _load_or_exit(path or s.aep_schedules_file)
     now = dt.datetime.now(dt.UTC)
@@ -126,6 +165,7 @@ def schedules_list(path: str | None, count: int) -> None:
 
 
 def _load_or_exit(path: str) -> ScheduleFile[Any]:
+    from aep_activator.aep.pipeline.schedules import ScheduleError
     from aep_activator.workers.beat import load_activation_schedules
 
     try:
@@ -135,6 +175,35 @@ def _load_or_exit(path: str) -> ScheduleFile[Any]:
 
 
 def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
+    from aep_activator.aep.pipeline.schedules import quota_warnings
+
     for warning in quota_warnings(parsed, segment_jobs_per_day=s.quota_segment_jobs_per_day,
                                   adhoc_per_day=s.quota_adhoc_per_day, now=dt.datetime.now(dt.UTC)):
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+@click.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@click.option("--aep/--no-aep", "need_aep", default=True, help="Also require the AEP credentials.")
+def config_check(need_aep: bool) -> None:
+    """Validate the environment and print the settings, secrets masked."""
+    s = settings_or_exit()
+    table = Table(title="aep-activator settings", show_header=True)
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in s.masked().items():
+        table.add_row(name, str(value))
+    console.print(table)
+    if need_aep and (problems := s.aep_problems()):
+        fail("invalid configuration:\n  " + "\n  ".join(problems))
+    console.print("[green]configuration OK[/green]")
+
+
+COMMANDS = (worker, beat, flower, schedules, config)
