@@ -5,7 +5,7 @@ SUCCEEDED | FAILED, or CANCELLING → CANCELLED after a DELETE on a non-terminal
 (``fails``) and every instant are fixed at creation, so a read never changes the job.
 
 Rendering follows the documented examples: the create answer (status NEW) has no ``metrics``,
-like the tutorial's; from QUEUED on ``metrics.totalTime.startTimeInMs`` (the creation instant,
+like the tutorial's; from QUEUED on (and once cancelled) ``metrics.totalTime.startTimeInMs`` (the creation instant,
 because the documented totalTime spans queueing too) and an empty ``profileSegmentationTime``;
 ``batchId``/``computeJobId``/``computeGatewayJobId`` from PROCESSING on; end/total times and the
 profile counters on SUCCEEDED; ``errors[]`` of ``{code, msg, callStack}`` on FAILED.
@@ -100,7 +100,9 @@ class SegmentJobRecord:
             body["batchId"] = self.batch_id
             body["computeJobId"] = self.compute_job_id
             body["computeGatewayJobId"] = self.compute_gateway_job_id
-        if reached >= self.queued_at:
+        if status is not _S.NEW:
+            # Only the create answer's NEW has no metrics (the tutorial's example); the spec requires them
+            # otherwise, so a job cancelled while NEW still gets the start time.
             body["metrics"] = self._metrics(status)
         if status is _S.FAILED:
             body["errors"] = [
