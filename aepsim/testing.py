@@ -24,17 +24,19 @@ for ``POST /ims/token/v3`` through the same session.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from aep_activator.aepsim.api import SimContext
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.http.tornado_server import SimulatorServer
 from aep_activator.aepsim.http.transport import SimulatorAdapter
 from aep_activator.aepsim.state import SimulatorState
 from aep_activator.aepsim.state.clock import Clock, SystemClock
 from aep_activator.aepsim.state.fixture import Fixture
+
+if TYPE_CHECKING:
+    from aep_activator.aepsim.http.tornado_server import SimulatorServer
 
 INPROCESS_BASE_URL = "http://sim.local"
 """The base URL in-process sessions answer (nothing listens there; the adapter is mounted on it)."""
@@ -66,7 +68,9 @@ class SimulatorHarness:
     """Starts a ``SimulatorServer`` in a thread; ``session`` carries a fresh IMS token and AEP headers."""
 
     def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
-        self.server = SimulatorServer(config, clock)
+        from aep_activator.aepsim.http.tornado_server import SimulatorServer  # only the HTTP harness needs Tornado
+
+        self.server: SimulatorServer = SimulatorServer(config, clock)
         self.base_url = self.server.start_in_thread()
         fixture = self.server.state.fixture
         self.client_id = fixture.clients[0].clientId

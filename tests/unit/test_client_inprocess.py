@@ -145,3 +145,20 @@ def test_another_sandboxs_job_is_a_404_in_process(sim: tuple[InProcessSessions, 
     with pytest.raises(NotFound):
         dev.segment_jobs.get(job.id)
     assert dev.segment_jobs.list().children == []
+
+
+def test_the_in_process_journal_masks_bearer_tokens_and_client_secrets_wherever_they_are_sent(
+    sim: tuple[InProcessSessions, SimContext, ManualClock],
+) -> None:
+    sessions, ctx, _ = sim
+    secret = ctx.state.fixture.clients[0].clientSecret
+    token = ims_token(sessions, ctx)
+    session = sessions()
+    session.post(f"{sessions.base_url}{IMS_TOKEN}?client_id=sim-client&client_secret={secret}", timeout=5,
+                 data={"grant_type": "client_credentials", "scope": "openid"})
+    client_for(sessions, ctx, token=token).segment_jobs.list()
+    entries = ctx.journal.since(0)
+    assert [e["status"] for e in entries] == [200, 200, 200]
+    assert secret not in str(entries) and token not in str(entries)
+    assert entries[1]["query"]["client_secret"] == "***"
+    assert entries[2]["headers"]["Authorization"] == "Bearer ***"
