@@ -57,6 +57,11 @@ class FlowRunRecord:
     def flow_id(self) -> str:
         return self.destination.id
 
+    @property
+    def audience(self) -> str:
+        """The first audience: an ad-hoc run's only one (kept for readers from before scheduled runs)."""
+        return self.audiences[0]
+
     def updated(self, now: float) -> float:
         """``updatedAt`` in epoch seconds: the creation, then the end once the run is over."""
         return self.ends_at if now >= self.ends_at else self.created
