@@ -1,4 +1,5 @@
-"""The AEP simulator: a pure state machine (``state``) behind a Tornado server (``server``).
+"""The AEP simulator: a pure state machine (``state/``) behind a framework-free dispatch (``api/``),
+served over real HTTP by Tornado or in-process as a ``requests`` transport (``http/``).
 
 Public API::
 
@@ -7,6 +8,14 @@ Public API::
     base_url = server.start_in_thread()      # http://127.0.0.1:<port>
     ...
     server.stop()
+
+In-process (no server, no thread), see ``aepsim.testing.inprocess_session``::
+
+    from aep_activator.aepsim.testing import inprocess_session
+    make_session, ctx = inprocess_session(SimulatorConfig(seed=1), ManualClock())
+
+The Tornado names (``SimulatorServer``, ``serve_forever``, ``run_simulator_cli``) load on first use,
+so importing the state machine or the transport never imports Tornado.
 """
 
 
@@ -14,11 +23,26 @@ from aep_activator import canonical
 
 canonical(__name__)
 
-from aep_activator.aepsim.clock import Clock, ManualClock, SystemClock
-from aep_activator.aepsim.config import Durations, FailureRates, FaultSettings, Guardrails, SimulatorConfig
-from aep_activator.aepsim.fixture import Fixture, load_fixture
-from aep_activator.aepsim.server import SimulatorServer, run_simulator_cli, serve_forever
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from aep_activator.aepsim.config import (
+    Durations,
+    FailureRates,
+    FaultSettings,
+    Guardrails,
+    ListSettings,
+    SimulatorConfig,
+)
 from aep_activator.aepsim.state import SimulatorState, StartedRun
+from aep_activator.aepsim.state.clock import Clock, ManualClock, SystemClock
+from aep_activator.aepsim.state.fixture import Fixture, load_fixture
+
+if TYPE_CHECKING:
+    from aep_activator.aepsim.http.tornado_server import SimulatorServer, run_simulator_cli, serve_forever
+
+_TORNADO = "aep_activator.aepsim.http.tornado_server"
+_LAZY = {name: _TORNADO for name in ("SimulatorServer", "run_simulator_cli", "serve_forever")}
 
 __all__ = [
     "Clock",
@@ -27,6 +51,7 @@ __all__ = [
     "FaultSettings",
     "Fixture",
     "Guardrails",
+    "ListSettings",
     "ManualClock",
     "SimulatorConfig",
     "SimulatorServer",
@@ -37,3 +62,10 @@ __all__ = [
     "run_simulator_cli",
     "serve_forever",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aep_activator.aepsim' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,6 +1,22 @@
-"""``SimulatorHarness``: a simulator on a free local port plus an authenticated ``requests`` session.
+"""Test helpers: the simulator in-process (no server) or on a free local port.
 
-For tests and demos of any component that talks to AEP::
+**In-process** (``inprocess_session``): a ``requests.Session`` factory whose sessions are answered by
+the simulator's dispatch on the caller's thread, through ``aepsim.http.transport.SimulatorAdapter``,
+plus the ``SimContext`` to inspect or drive (``ctx.state``, ``ctx.journal``, ``ctx.clock``). One line
+gets the real client running against it with no server, thread or sleep::
+
+    sessions, ctx = inprocess_session(SimulatorConfig(seed=1), ManualClock())
+    client = AEPClient(sessions.base_url, tokens=StaticToken(SecretStr(ctx.config.static_token or "")),
+                       api_key=ctx.state.fixture.clients[0].clientId, org_id=ctx.state.fixture.orgId,
+                       session=sessions())
+
+Faults behave as over HTTP except in time: ``drop`` raises ``requests.ConnectionError``, ``hang``
+raises ``requests.ReadTimeout`` at once after the action ran, and latency is recorded in
+``sessions.adapter.latencies_s``, never slept. ``ctx.state.fixture.clients[0]`` holds IMS credentials
+for ``POST /ims/token/v3`` through the same session.
+
+**Over HTTP** (``SimulatorHarness``): a Tornado simulator on a free local port plus an authenticated
+``requests`` session, for tests and demos of any component that talks to AEP::
 
     with SimulatorHarness(SimulatorConfig(speed=600, seed=1)) as sim:
         job = sim.session.post(sim.url("/data/core/ups/segment/jobs"), json=[{"segmentId": SEGMENT}]).json()
@@ -8,21 +24,53 @@ For tests and demos of any component that talks to AEP::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from aep_activator.aepsim.clock import Clock
+from aep_activator.aepsim.api import SimContext
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.server import SimulatorServer
+from aep_activator.aepsim.http.transport import SimulatorAdapter
 from aep_activator.aepsim.state import SimulatorState
+from aep_activator.aepsim.state.clock import Clock, SystemClock
+from aep_activator.aepsim.state.fixture import Fixture
+
+if TYPE_CHECKING:
+    from aep_activator.aepsim.http.tornado_server import SimulatorServer
+
+INPROCESS_BASE_URL = "http://sim.local"
+"""The base URL in-process sessions answer (nothing listens there; the adapter is mounted on it)."""
+
+
+class InProcessSessions:
+    """Makes ``requests.Session`` objects answered in-process by one simulator; all share ``adapter``."""
+
+    def __init__(self, ctx: SimContext, base_url: str = INPROCESS_BASE_URL) -> None:
+        self.base_url = base_url
+        self.adapter = SimulatorAdapter(ctx)
+
+    def __call__(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # no proxy from the environment can intercept sim.local
+        session.mount(self.base_url, self.adapter)
+        return session
+
+
+def inprocess_session(
+    config: SimulatorConfig | None = None, clock: Clock | None = None, fixture: Fixture | None = None
+) -> tuple[InProcessSessions, SimContext]:
+    """A fresh in-process simulator: ``(session factory, its context)``. See the module docstring."""
+    ctx = SimContext(config or SimulatorConfig(), clock or SystemClock(), fixture)
+    return InProcessSessions(ctx), ctx
 
 
 class SimulatorHarness:
     """Starts a ``SimulatorServer`` in a thread; ``session`` carries a fresh IMS token and AEP headers."""
 
     def __init__(self, config: SimulatorConfig | None = None, clock: Clock | None = None) -> None:
-        self.server = SimulatorServer(config, clock)
+        from aep_activator.aepsim.http.tornado_server import SimulatorServer  # only the HTTP harness needs Tornado
+
+        self.server: SimulatorServer = SimulatorServer(config, clock)
         self.base_url = self.server.start_in_thread()
         fixture = self.server.state.fixture
         self.client_id = fixture.clients[0].clientId

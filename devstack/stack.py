@@ -23,7 +23,7 @@ import redis
 
 from aep_activator.aep.api import paths
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.server import SimulatorServer
+from aep_activator.aepsim.http.tornado_server import SimulatorServer
 from aep_activator.config.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from aep_activator.aepsim.fixture import load_fixture
+from aep_activator.aepsim.state.fixture import load_fixture
 
 AUDIENCES = 512
 DATAFLOW_ID = "b0780cb5-2bb7-4409-bf2c-c625ca818588"

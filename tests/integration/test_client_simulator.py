@@ -24,7 +24,7 @@ from aep_activator.aep.api.models import (
     SegmentJobStatus,
 )
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.server import SimulatorServer
+from aep_activator.aepsim.http.tornado_server import SimulatorServer
 
 pytestmark = pytest.mark.integration
 

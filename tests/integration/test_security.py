@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.server import SimulatorServer
+from aep_activator.aepsim.http.tornado_server import SimulatorServer
 from aep_activator.devstack.stack import REPO_ROOT, Stack
 from aep_activator.tasks import start_activation
 from tests.integration.conftest import EXAMPLE, wait_for_runs

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from aep_activator.aepsim import ManualClock, SimulatorConfig, SimulatorState, load_fixture
 from aep_activator.aepsim.config import merge_config
-from aep_activator.aepsim.errors import SimError
+from aep_activator.aepsim.state.errors import SimError
 
 SEG_US = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
 

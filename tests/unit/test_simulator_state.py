@@ -11,9 +11,9 @@ from aep_activator.aep.api.models import (
     SegmentJob,
 )
 from aep_activator.aepsim import Guardrails, ManualClock, SimulatorConfig, SimulatorState
-from aep_activator.aepsim.clock import seconds_until_next_utc_midnight, utc_day
 from aep_activator.aepsim.config import FailureRates
-from aep_activator.aepsim.errors import SimError
+from aep_activator.aepsim.state.clock import seconds_until_next_utc_midnight, utc_day
+from aep_activator.aepsim.state.errors import SimError
 
 NOON = 1710072000.0  # 2024-03-10T12:00:00Z
 SEG_US = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"  # the tutorial's segment, mapped to FLOW_A

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aep_activator.aepsim.config import FaultSettings, SimulatorConfig
-from aep_activator.aepsim.errors import SimError, gateway_error
+from aep_activator.aepsim.state.errors import SimError, gateway_error
 
 FaultKind = Literal["none", "drop", "hang", "5xx", "429"]
 

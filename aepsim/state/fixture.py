@@ -1,9 +1,14 @@
 """The simulator's world: org, credentials, sandboxes, datasets, segment definitions and dataflows.
 
-The default world ships as ``aep/simulator/fixture.json`` (read with ``importlib.resources``);
+The default world ships as ``aepsim/state/fixture.json`` (read with ``importlib.resources``);
 ``load_fixture(path)`` reads a replacement with the same shape. Destinations are dataflow ids
 (the keys of ``activationInfo``) with the audiences mapped to them; an audience mapped to no
 dataflow exists so the "not part of this dataflow" error can be exercised.
+
+Sandboxes: the fixture lists the org's sandboxes (``prod``, production and the default; ``dev``,
+development). Only these exist: an unknown name is an error, never a made-up sandbox. Segment
+definitions and dataflows are a simplification shared by every sandbox (AEP keeps them per sandbox);
+everything the API creates (jobs, runs) and every quota and guardrail is per sandbox.
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ class Fixture(_Fixture):
 
     @model_validator(mode="after")
     def _audiences_are_known(self) -> Fixture:
+        names = [s.sandboxName for s in self.sandboxes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sandbox names must be unique, got {names}")
         known = {s.id for s in self.segments}
         for dest in self.destinations:
             unknown = [a for a in dest.audiences if a not in known]
@@ -84,10 +92,9 @@ class Fixture(_Fixture):
     def destination(self, dataflow_id: str) -> DestinationInfo | None:
         return next((d for d in self.destinations if d.id == dataflow_id), None)
 
-    def sandbox(self, name: str) -> SandboxInfo:
-        """The named sandbox; an unknown name gets a made-up development sandbox (AEP's is not documented)."""
-        found = next((s for s in self.sandboxes if s.sandboxName == name), None)
-        return found or SandboxInfo(sandboxId=f"sim-{name}", sandboxName=name, type="development")
+    def sandbox(self, name: str) -> SandboxInfo | None:
+        """The named sandbox, or None when the org has no sandbox of that name."""
+        return next((s for s in self.sandboxes if s.sandboxName == name), None)
 
     def default_sandbox(self) -> SandboxInfo:
         return next((s for s in self.sandboxes if s.default), self.sandboxes[0])
@@ -96,7 +103,7 @@ class Fixture(_Fixture):
 def load_fixture(path: str | Path | None = None) -> Fixture:
     """The fixture at ``path``, or the packaged ``fixture.json`` when ``path`` is None."""
     if path is None:
-        text = resources.files("aep_activator.aepsim").joinpath("fixture.json").read_text(encoding="utf-8")
+        text = resources.files("aep_activator.aepsim.state").joinpath("fixture.json").read_text(encoding="utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
     data: Any = json.loads(text)

@@ -15,6 +15,8 @@ no ``x-api-key``                           403    403000        S-TROUBLE-MD
 token issued to another client id          403    403025        our reading of "Profile is not valid"
 no ``x-gw-ims-org-id``                     400    400003        S-TROUBLE-MD
 unknown org id                             403    403027        S-TROUBLE-MD ("bad org ID")
+``x-sandbox-name`` not a sandbox of the    403    403400        undocumented: our choice (errors.py)
+org (absent: the default sandbox)
 POST/PUT/PATCH without application/json    400    problem body  S-TROUBLE-MD
 =========================================  =====  ============  ===================================
 
@@ -29,10 +31,11 @@ import secrets
 import threading
 from collections.abc import Mapping
 
-from aep_activator.aepsim.clock import Clock
+from aep_activator.aepsim.api.errors import content_type_error, oauth_error
 from aep_activator.aepsim.config import SimulatorConfig
-from aep_activator.aepsim.errors import content_type_error, gateway_error, oauth_error
-from aep_activator.aepsim.fixture import Fixture
+from aep_activator.aepsim.state.clock import Clock
+from aep_activator.aepsim.state.errors import gateway_error, unknown_sandbox_error
+from aep_activator.aepsim.state.fixture import Fixture
 
 
 class TokenStore:
@@ -126,6 +129,9 @@ def check_gateway(
         raise gateway_error(400, "400003", "Missing header")
     if org not in valid_orgs(config, fixture):
         raise gateway_error(403, "403027", "User region is missing")
+    sandbox = headers.get("x-sandbox-name")
+    if sandbox and sandbox.strip() and fixture.sandbox(sandbox.strip()) is None:
+        raise unknown_sandbox_error(sandbox, org)
     if method in ("POST", "PUT", "PATCH"):
         content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type != "application/json":

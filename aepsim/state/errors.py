@@ -1,6 +1,8 @@
-"""``SimError``: an HTTP answer other than success, raised by the state machine and the gateway.
+"""``SimError``: an answer other than success, raised by the state machine and the api layer.
 
-Each AEP service has its own error body (aep-api.md §7.2), so there is one constructor per shape:
+The state machine knows which AEP service it plays, so it raises that service's wire error: an HTTP
+status and a JSON body, with no HTTP machinery. Each AEP service has its own error body (aep-api.md
+§7.2), so there is one constructor per shape (the gateway's request-level ones are in ``api/errors.py``):
 
 - gateway (``gateway_error``): ``{"error_code": "401013", "message": ...}`` (§7.1);
 - ad-hoc activation (``adhoc_error``): ``{"message": ...}`` (S-ADHOC-YAML);
@@ -8,7 +10,9 @@ Each AEP service has its own error body (aep-api.md §7.2), so there is one cons
   answer the problem-details shape other AEP services use plus a ``message`` key, so a client
   reading ``message`` or ``title``/``detail`` works: ``{"type", "title", "status", "detail", "message"}``;
 - Flow Service (``flow_error``): the ``FLOW-1439-404`` shape of S-LABELS-MD;
-- IMS (``oauth_error``): ``{"error", "error_description"}`` (standard OAuth2; unverified for IMS).
+- an unknown ``x-sandbox-name`` (``unknown_sandbox_error``): **undocumented** (aep-api.md has no sandbox
+  header error). The simulator answers 403 in the gateway shape with an ``error_code`` of its own,
+  ``403400``, used by no documented gateway error, and a message naming the sandbox and the org.
 """
 
 from __future__ import annotations
@@ -75,23 +79,12 @@ def flow_error(status: int, message: str, resource_id: str) -> SimError:
     )
 
 
-def oauth_error(status: int, error: str, description: str) -> SimError:
-    return SimError(status, {"error": error, "error_description": description})
-
-
-def content_type_error() -> SimError:
-    # Verbatim from S-TROUBLE-MD (aep-api.md §7.1).
-    return SimError(
-        400,
-        {
-            "type": "/placeholder/type/uri",
-            "status": 400,
-            "title": "BadRequestError",
-            "detail": "A valid content-type must be specified",
-        },
-    )
-
-
 def quota_error(message: str, retry_after_s: int) -> SimError:
-    """Daily quota exhausted. [inference] The real answer is undocumented (aep-api.md §12.11)."""
+    """An FAE quota exhausted. [inference] The real answer is undocumented (aep-api.md §12.11)."""
     return gateway_error(429, "429001", message, {"Retry-After": str(retry_after_s)})
+
+
+def unknown_sandbox_error(name: str, org_id: str) -> SimError:
+    return gateway_error(
+        403, "403400", f"Sandbox {name!r} does not exist in organization {org_id} or is not accessible to this client"
+    )

@@ -1,23 +1,15 @@
-"""The simulator's Tornado HTTP server: the real AEP/IMS paths plus ``/simulator/*`` accounting.
+"""The simulator over real HTTP: a Tornado adapter for the framework-free dispatch (``aepsim.api``).
+The only module of the simulator that imports Tornado.
 
 Start it in-process with ``SimulatorServer(config).start_in_thread()`` (returns the base URL; the
 server runs its own asyncio loop in a daemon thread; ``stop()`` ends it), or from a shell with
 ``run_simulator_cli`` / ``serve_forever``. It binds 127.0.0.1 unless told otherwise. Point the
 client's AEP base URL *and* IMS URL at the returned base URL.
 
-Paths served (aep-api.md §1.2): ``POST /ims/token/v3``; ``POST|GET /data/core/ups/segment/jobs``,
-``GET|DELETE /data/core/ups/segment/jobs/{id}``; the same for ``/data/core/ups/export/jobs``;
-``POST /data/core/activation/disflowprovider/adhocrun``; ``GET /data/foundation/flowservice/runs``
-and ``/runs/{id}``. Where the docs disagree (more in state.py's docstring):
-
-- segment job DELETE answers **204, no body** (doc and spec status; the doc's body is dropped);
-  export job DELETE answers **200** ``{"status": true, "message": …}`` (the spec's answer);
-- ad-hoc v2 is selected by ``Accept: application/vnd.adobe.adhoc.activation+json; version=2``;
-  ``exportIds`` with v2 → 400; v1 accepts ``exportIds`` and the tutorial's ``exportId``;
-- ``statusURL`` = ``{public_base_url or request scheme+Host}/data/foundation/flowservice/runs/{id}``;
-- flow-run statuses are lowercase (``processing``/``success``/``failed``), as every example;
-- the flow-run list supports ``property=flowId==<id>`` and ``metrics.statusSummary.status==<s>``,
-  newest first, ``limit`` at most 100 (S-DEST-YAML).
+How it realises an ``Outcome``: added latency is a real (non-blocking) wait *before* the action, as
+the dispatch's order says; ``drop`` closes the connection without sending a byte; ``hang`` holds
+the connection ``hang_s`` (the action has run) and then closes it without an answer. ``stop()``
+wakes every wait at once.
 """
 
 from __future__ import annotations
@@ -26,55 +18,101 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from aep_activator.aepsim import admin, handlers
-from aep_activator.aepsim.clock import Clock, SystemClock
+from aep_activator.aepsim.api import Dispatcher, Headers, Request, SimContext, make_dispatcher
 from aep_activator.aepsim.config import FaultSettings, SimulatorConfig
-from aep_activator.aepsim.context import SimContext
-from aep_activator.aepsim.fixture import Fixture
-from aep_activator.aepsim.http_base import NotFoundHandler, SimHandler
 from aep_activator.aepsim.state import SimulatorState
-
-_ID = r"([^/]+)"
-ROUTES: list[tuple[str, type[SimHandler]]] = [
-    (r"/ims/token/v3/?", handlers.ImsTokenHandler),
-    (r"/data/core/ups/segment/jobs/?", handlers.SegmentJobsHandler),
-    (rf"/data/core/ups/segment/jobs/{_ID}/?", handlers.SegmentJobHandler),
-    (r"/data/core/ups/export/jobs/?", handlers.ExportJobsHandler),
-    (rf"/data/core/ups/export/jobs/{_ID}/?", handlers.ExportJobHandler),
-    (r"/data/core/activation/disflowprovider/adhocrun/?", handlers.AdhocRunHandler),
-    (r"/data/foundation/flowservice/runs/?", handlers.FlowRunsHandler),
-    (rf"/data/foundation/flowservice/runs/{_ID}/?", handlers.FlowRunHandler),
-    (r"/simulator/stats", admin.StatsHandler),
-    (r"/simulator/journal", admin.JournalHandler),
-    (r"/simulator/reset", admin.ResetHandler),
-    (r"/simulator/fixture", admin.FixtureHandler),
-    (r"/simulator/config", admin.ConfigHandler),
-]
-
+from aep_activator.aepsim.state.clock import Clock, SystemClock
+from aep_activator.aepsim.state.fixture import Fixture
 
 _access_log = logging.getLogger("aep_activator.aepsim.access")
+
+
+class _Waits:
+    """Non-blocking waits that all end early once the server shuts down."""
+
+    def __init__(self) -> None:
+        self._closing: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._closing is None:
+            self._closing = asyncio.Event()
+        return self._closing
+
+    async def pause(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event().wait(), timeout=seconds)
+
+    def begin_shutdown(self) -> None:
+        """Wake every ``pause``; call on the server's loop."""
+        self._event().set()
+
+
+class _Handler(tornado.web.RequestHandler):
+    """Every path and method goes to the dispatcher."""
+
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+    def initialize(self, dispatcher: Dispatcher, waits: _Waits) -> None:
+        self.dispatcher = dispatcher
+        self.waits = waits
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    async def get(self) -> None:
+        await self._serve()
+
+    post = put = patch = delete = head = options = get
+
+    async def _serve(self) -> None:
+        r = self.request
+        request = Request(
+            method=r.method or "GET",
+            path=r.path,
+            query={k: [v.decode(errors="replace") for v in vs] for k, vs in r.query_arguments.items()},
+            headers=Headers(dict(r.headers)),
+            body=r.body or b"",
+            base_url=f"{r.protocol}://{r.host}",
+        )
+        admission = self.dispatcher.admit(request)
+        await self.waits.pause(admission.latency_s)
+        outcome = self.dispatcher.run(admission)
+        if outcome.kind == "hang":
+            await self.waits.pause(outcome.hang_s)
+        if outcome.kind in ("drop", "hang") or outcome.reply is None:
+            # detach() stops Tornado's HTTP processing, so closing the stream sends no bytes at all.
+            self.detach().close()
+            return
+        reply = outcome.reply
+        self.set_status(reply.status)
+        for name, value in reply.all_headers().items():
+            self.set_header(name, value)
+        content = reply.content()
+        if content:
+            self.finish(content)
+        else:
+            self.finish()
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
     # Debug level: injected 4xx/5xx are the point of the simulator, not warnings. The journal has it all.
     request = handler.request
     _access_log.debug(
-        "%d %s %s %.1fms", handler.get_status(), request.method, request.uri, 1000 * request.request_time()
+        "%d %s %s %.1fms", handler.get_status(), request.method, request.path, 1000 * request.request_time()
     )
 
 
-def make_app(ctx: SimContext) -> tornado.web.Application:
-    """The Tornado application serving every route over ``ctx``."""
-    rules: list[Any] = [(pattern, handler, {"ctx": ctx}) for pattern, handler in ROUTES]
-    return tornado.web.Application(
-        rules, default_handler_class=NotFoundHandler, default_handler_args={"ctx": ctx}, log_function=_log_request
-    )
+def make_app(ctx: SimContext, waits: _Waits) -> tornado.web.Application:
+    """The Tornado application serving every route of ``ctx``."""
+    args = {"dispatcher": make_dispatcher(ctx), "waits": waits}
+    return tornado.web.Application([(r"/.*", _Handler, args)], log_function=_log_request)
 
 
 class SimulatorServer:
@@ -85,6 +123,7 @@ class SimulatorServer:
     ) -> None:
         self.ctx = SimContext(config or SimulatorConfig(), clock or SystemClock(), fixture)
         self.base_url: str | None = None
+        self._waits = _Waits()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: tornado.httpserver.HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,7 +144,7 @@ class SimulatorServer:
             loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
             self._loop = loop
-            self._http = tornado.httpserver.HTTPServer(make_app(self.ctx))
+            self._http = tornado.httpserver.HTTPServer(make_app(self.ctx, self._waits))
             self._http.add_sockets(sockets)
             ready.set()
             try:
@@ -130,7 +169,7 @@ class SimulatorServer:
         self._loop = self._thread = self._http = None
 
     async def _shutdown(self) -> None:
-        self.ctx.begin_shutdown()
+        self._waits.begin_shutdown()
         if self._http is not None:
             self._http.stop()
             # Let woken handlers finish closing their streams before the connections are closed.
@@ -147,12 +186,13 @@ class SimulatorServer:
 async def serve(host: str, port: int, config: SimulatorConfig, clock: Clock | None = None) -> None:
     """Serve on the current loop until cancelled."""
     ctx = SimContext(config, clock or SystemClock())
-    http = tornado.httpserver.HTTPServer(make_app(ctx))
+    waits = _Waits()
+    http = tornado.httpserver.HTTPServer(make_app(ctx, waits))
     http.listen(port, host)
     try:
         await asyncio.Event().wait()
     finally:
-        ctx.begin_shutdown()
+        waits.begin_shutdown()
         http.stop()
         await http.close_all_connections()
 

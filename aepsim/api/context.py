@@ -1,22 +1,21 @@
-"""``SimContext``: everything the HTTP handlers share (state, tokens, journal, faults, shutdown).
+"""``SimContext``: everything the dispatch shares (state, tokens, journal, faults), framework-free.
 
-One context per server. Config changes go through ``apply_config`` so the state, the fault
-generator and the fixture stay consistent; ``reset`` clears state, journal, quotas and tokens.
+One context per simulator, whichever adapter serves it (Tornado, the in-process transport, or both
+at once). Config changes go through ``apply_config`` so the state, the fault generator and the
+fixture stay consistent; ``reset`` clears state, journal, quotas and tokens.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
 
-from aep_activator.aepsim.clock import Clock
+from aep_activator.aepsim.api.faults import FaultInjector
+from aep_activator.aepsim.api.gateway import TokenStore
+from aep_activator.aepsim.api.journal import Journal
 from aep_activator.aepsim.config import SimulatorConfig, merge_config
-from aep_activator.aepsim.faults import FaultInjector
-from aep_activator.aepsim.fixture import Fixture
-from aep_activator.aepsim.gateway import TokenStore
-from aep_activator.aepsim.journal import Journal
 from aep_activator.aepsim.state import SimulatorState
+from aep_activator.aepsim.state.clock import Clock
+from aep_activator.aepsim.state.fixture import Fixture
 
 
 class SimContext:
@@ -26,7 +25,6 @@ class SimContext:
         self.tokens = TokenStore(clock)
         self.journal = Journal()
         self.faults = FaultInjector(config.seed)
-        self._closing: asyncio.Event | None = None
 
     @property
     def config(self) -> SimulatorConfig:
@@ -59,20 +57,3 @@ class SimContext:
             "tokens_issued": self.tokens.issued,
             "journal_seq": self.journal.last_seq,
         }
-
-    # ---------------------------------------------------------------------------------- waiting
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` without blocking the loop; ends early when the server shuts down."""
-        if seconds <= 0:
-            return
-        if self._closing is None:
-            self._closing = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), timeout=seconds)
-
-    def begin_shutdown(self) -> None:
-        """Wake every ``pause``; call on the server's loop."""
-        if self._closing is None:
-            self._closing = asyncio.Event()
-        self._closing.set()

@@ -1,10 +1,21 @@
-"""One simulated ad-hoc activation flow run, rendered like S-DEST-YAML's batch run (aep-api.md §6).
+"""One simulated destination flow run, rendered like S-DEST-YAML's batch run (aep-api.md §6).
 
-One run exists per (destination dataflow, audience) pair of an ad-hoc request.
+An ad-hoc request starts one run per (destination dataflow, audience) pair. A *scheduled* run (AEP's
+own scheduler, created out of band through the admin API) covers every audience it was given on its
+dataflow, one ``entitySummaries`` item each.
 ``metrics.statusSummary.status`` goes ``processing`` → ``success`` | ``failed``: lowercase, as in every
 documented example (the spec's enum is capitalised; the shared models accept both).
 While processing, ``durationSummary`` has only ``startedAtUTC`` and the size/record/file summaries
 are empty; on completion they fill in, with ``errors`` and ``recordSummary.failedInfo`` on failure.
+``updatedAt`` is the creation instant while processing and the end instant afterwards, so a run
+that ends moves up a list ordered by ``updatedAt``.
+
+Who started it: ``createdClient`` is the caller's client id (the ``x-api-key``) for ad-hoc runs and
+``createdBy`` equals it, as S-DEST-YAML says for service tokens ("the value for createdBy is the same
+as createdClient"). A scheduled run names a system client, ``SCHEDULER_CLIENT`` (AEP's real value is
+undocumented; this one is our choice), never a caller's. ``sourceSummaries[].id`` is the dataflow's
+source connection id, as in both of the spec's example runs (two audiences, one source id), and each
+audience is an ``entitySummaries`` item ``segment:<id>``.
 """
 
 from __future__ import annotations
@@ -13,8 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_activator.aep.api.models import FlowRunStatus
-from aep_activator.aepsim.clock import epoch_ms
-from aep_activator.aepsim.fixture import DestinationInfo, SandboxInfo
+from aep_activator.aepsim.state.clock import epoch_ms
+from aep_activator.aepsim.state.fixture import DestinationInfo, SandboxInfo
+
+SCHEDULER_CLIENT = "acp_destination_scheduler"
+"""``createdClient``/``createdBy`` of scheduled runs: a system client of the simulator's choosing."""
 
 _FAILED_INFO = {"code": "ACTIVATION_BATCH-0000-FAILED", "message": "Job aborted."}
 
@@ -24,22 +38,33 @@ class FlowRunRecord:
     id: str
     seq: int
     destination: DestinationInfo
-    audience: str
-    profiles: int
+    audiences: tuple[str, ...]
+    profiles: dict[str, int]
+    """Simulated audience sizes, by audience id."""
     org_id: str
     sandbox: SandboxInfo
-    actor: str
-    """The client id that started the run (``createdBy``/``createdClient``)."""
+    created_client: str
+    """The client that started the run: the caller's api key, or ``SCHEDULER_CLIENT``."""
     created: float
     ends_at: float
     fails: bool
     activity_ids: tuple[str, str]
     provider_ref_id: str
     snapshot_batch_id: str
+    scheduled: bool = False
 
     @property
     def flow_id(self) -> str:
         return self.destination.id
+
+    @property
+    def audience(self) -> str:
+        """The first audience: an ad-hoc run's only one (kept for readers from before scheduled runs)."""
+        return self.audiences[0]
+
+    def updated(self, now: float) -> float:
+        """``updatedAt`` in epoch seconds: the creation, then the end once the run is over."""
+        return self.ends_at if now >= self.ends_at else self.created
 
     def status(self, now: float) -> FlowRunStatus:
         if now < self.ends_at:
@@ -49,7 +74,7 @@ class FlowRunRecord:
     def render(self, now: float) -> dict[str, Any]:
         status = self.status(now)
         done = status is not FlowRunStatus.PROCESSING
-        updated = self.ends_at if done else self.created
+        updated = self.updated(now)
         summary: dict[str, Any] = {"status": status.value}
         if status is FlowRunStatus.FAILED:
             summary["errors"] = [dict(_FAILED_INFO)]
@@ -61,10 +86,10 @@ class FlowRunRecord:
             "id": self.id,
             "createdAt": epoch_ms(self.created),
             "updatedAt": epoch_ms(updated),
-            "createdBy": f"{self.actor}@AdobeID",
-            "updatedBy": f"{self.actor}@AdobeID",
-            "createdClient": self.actor,
-            "updatedClient": self.actor,
+            "createdBy": self.created_client,
+            "updatedBy": self.created_client,
+            "createdClient": self.created_client,
+            "updatedClient": self.created_client,
             "sandboxId": self.sandbox.sandboxId,
             "sandboxName": self.sandbox.sandboxName,
             "imsOrgId": self.org_id,
@@ -83,14 +108,20 @@ class FlowRunRecord:
         }
 
     def _sizes(self) -> dict[str, int]:
-        size = self.profiles * 110
+        size = sum(self.profiles.values()) * 110
         return {"inputBytes": size, "outputBytes": 0 if self.fails else size}
 
     def _records(self, status: FlowRunStatus) -> dict[str, Any]:
-        entity = f"segment:{self.audience}"
-        n = self.profiles
-        skipped = n // 100
-        out = 0 if status is FlowRunStatus.FAILED else n - skipped
+        failed = status is FlowRunStatus.FAILED
+        counts = {a: (self.profiles.get(a, 0), self.profiles.get(a, 0) // 100) for a in self.audiences}
+        n = sum(c for c, _ in counts.values())
+        skipped = sum(s for _, s in counts.values())
+        out = 0 if failed else n - skipped
+        sources = [
+            {"id": f"segment:{a}", "inputRecordCount": c, "skippedRecordCount": s} for a, (c, s) in counts.items()
+        ]
+        written = {a: 0 if failed else c - s for a, (c, s) in counts.items()}
+        targets = [{"id": f"segment:{a}", "createdRecordCount": w, "outputRecordCount": w} for a, w in written.items()]
         records: dict[str, Any] = {
             "inputRecordCount": n,
             "createdRecordCount": out,
@@ -101,7 +132,7 @@ class FlowRunRecord:
                     "id": self.destination.sourceConnectionId,
                     "inputRecordCount": n,
                     "skippedRecordCount": skipped,
-                    "entitySummaries": [{"id": entity, "inputRecordCount": n, "skippedRecordCount": skipped}],
+                    "entitySummaries": sources,
                 }
             ],
             "targetSummaries": [
@@ -109,7 +140,7 @@ class FlowRunRecord:
                     "id": self.destination.targetConnectionId,
                     "createdRecordCount": out,
                     "outputRecordCount": out,
-                    "entitySummaries": [{"id": entity, "createdRecordCount": out, "outputRecordCount": out}],
+                    "entitySummaries": targets,
                 }
             ],
         }

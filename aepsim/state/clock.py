@@ -2,7 +2,8 @@
 
 ``SystemClock`` is wall time; ``ManualClock`` only moves when a test calls ``advance``. Both return
 epoch seconds as a float. The UTC-day helpers exist because AEP's daily limits reset at 00:00 UTC
-(flexible audience evaluation guide: "This limit resets at midnight (UTC)").
+(flexible audience evaluation guide: "This limit resets at midnight (UTC)"); the year-window helper
+because the yearly FAE limit "is reset on your contract's anniversary date" (taken at 00:00 UTC).
 """
 
 from __future__ import annotations
@@ -66,3 +67,16 @@ def seconds_until_next_utc_midnight(epoch_s: float) -> int:
 def epoch_ms(epoch_s: float) -> int:
     """Epoch seconds to the integer milliseconds AEP uses for ``creationTime`` and friends."""
     return int(epoch_s * 1000)
+
+
+def year_window(epoch_s: float, start_mm_dd: str) -> tuple[str, float]:
+    """The yearly window holding ``epoch_s`` for windows opening on ``start_mm_dd`` (``MM-DD``, 00:00 UTC).
+
+    Returns ``(first day as YYYY-MM-DD, epoch seconds of the next opening)``.
+    """
+    month, day = (int(part) for part in start_mm_dd.split("-"))
+    now = datetime.fromtimestamp(epoch_s, UTC)
+    opening = datetime(now.year, month, day, tzinfo=UTC)
+    if opening > now:
+        opening = opening.replace(year=now.year - 1)
+    return opening.strftime("%Y-%m-%d"), opening.replace(year=opening.year + 1).timestamp()

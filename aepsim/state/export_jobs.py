@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_activator.aep.api.models import EXPORT_JOB_TERMINAL, ExportJobStatus
-from aep_activator.aepsim.clock import epoch_ms
+from aep_activator.aepsim.state.clock import epoch_ms
+from aep_activator.aepsim.state.fixture import SandboxInfo
 
 _S = ExportJobStatus
 
@@ -22,6 +23,7 @@ _S = ExportJobStatus
 class ExportJobRecord:
     id: int
     org_id: str
+    sandbox: SandboxInfo
     request: dict[str, Any]
     """The validated request, as ``ExportJobCreate.wire()``."""
     merge_policy: dict[str, Any]

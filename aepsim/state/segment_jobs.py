@@ -5,10 +5,14 @@ SUCCEEDED | FAILED, or CANCELLING → CANCELLED after a DELETE on a non-terminal
 (``fails``) and every instant are fixed at creation, so a read never changes the job.
 
 Rendering follows the documented examples: the create answer (status NEW) has no ``metrics``,
-like the tutorial's; from QUEUED on ``metrics.totalTime.startTimeInMs`` (the creation instant,
+like the tutorial's; from QUEUED on (and once cancelled) ``metrics.totalTime.startTimeInMs`` (the creation instant,
 because the documented totalTime spans queueing too) and an empty ``profileSegmentationTime``;
 ``batchId``/``computeJobId``/``computeGatewayJobId`` from PROCESSING on; end/total times and the
 profile counters on SUCCEEDED; ``errors[]`` of ``{code, msg, callStack}`` on FAILED.
+
+``source`` is ``api`` for POSTed jobs (S-SEGJOBS-MD); out-of-band jobs carry ``ui`` (a marketer's
+"Evaluate" in the AEP UI: the value is undocumented, our choice) or ``scheduler`` (the nightly batch
+evaluation, with ``properties.scheduleId``/``runId`` as in the spec's example).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_activator.aep.api.models import SEGMENT_JOB_TERMINAL, SegmentJobStatus
-from aep_activator.aepsim.clock import epoch_ms
-from aep_activator.aepsim.fixture import SandboxInfo, SegmentInfo
+from aep_activator.aepsim.state.clock import epoch_ms
+from aep_activator.aepsim.state.fixture import SandboxInfo, SegmentInfo
 
 _S = SegmentJobStatus
 
@@ -39,6 +43,8 @@ class SegmentJobRecord:
     batch_id: str
     compute_job_id: int
     compute_gateway_job_id: str
+    source: str = "api"
+    properties: dict[str, str] | None = None
     cancel_requested: float | None = None
     cancelled_at: float | None = None
 
@@ -79,11 +85,12 @@ class SegmentJobRecord:
             "imsOrgId": self.org_id,
             "sandbox": self.sandbox.model_dump(),
             "profileInstanceId": "ups",
-            "source": "api",
+            "source": self.source,
             "status": status.value,
             "segments": [_segment_entry(s) for s in self.segments],
             "requestId": self.request_id,
             "schema": {"name": "_xdm.context.profile"},
+            **({"properties": dict(self.properties)} if self.properties else {}),
             "_links": {"cancel": {"href": href, "method": "DELETE"}, "checkStatus": {"href": href, "method": "GET"}},
             "updateTime": epoch_ms(updated),
             "creationTime": epoch_ms(self.created),
@@ -93,7 +100,9 @@ class SegmentJobRecord:
             body["batchId"] = self.batch_id
             body["computeJobId"] = self.compute_job_id
             body["computeGatewayJobId"] = self.compute_gateway_job_id
-        if reached >= self.queued_at:
+        if status is not _S.NEW:
+            # Only the create answer's NEW has no metrics (the tutorial's example); the spec requires them
+            # otherwise, so a job cancelled while NEW still gets the start time.
             body["metrics"] = self._metrics(status)
         if status is _S.FAILED:
             body["errors"] = [
