@@ -68,3 +68,10 @@ def check_utc() -> list[Problem]:
     if time.localtime().tm_gmtoff != 0:
         return [Problem(False, "the host's local time is not UTC; schedules and quotas use UTC regardless")]
     return []
+
+
+def check_removed_settings() -> list[Problem]:
+    """Variables an earlier version read: they change nothing now, and the operator should know."""
+    from aep_activator.config.settings import removed_settings_in_use
+
+    return [Problem(False, line) for line in removed_settings_in_use()]

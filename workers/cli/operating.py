@@ -27,12 +27,12 @@ if TYPE_CHECKING:
 def run_self_checks(role: str, *, strict: bool = True) -> None:
     """Warn about, or refuse, configurations that break the quota or exactly-once guarantees."""
     from aep_activator.tasks.runtime import runtime
-    from aep_activator.workers.checks import check_redis_policy, check_timeouts, check_utc
+    from aep_activator.workers.checks import check_redis_policy, check_removed_settings, check_timeouts, check_utc
 
     s = settings_or_exit()
     use_settings(s)
     ping_redis()
-    problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc()
+    problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc() + check_removed_settings()
     for p in problems:
         level = "[red]refusing:[/red]" if p.fatal and strict else "[yellow]warning:[/yellow]"
         err_console.print(f"{role} self-check {level} {p.message}")
