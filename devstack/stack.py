@@ -102,8 +102,14 @@ class Stack:
         return load_settings(**{k.lower(): v for k, v in self.env().items()})
 
     def start_worker(
-        self, *, concurrency: int = 2, name: str | None = None, pool: str = "prefork"
+        self,
+        *,
+        concurrency: int = 2,
+        name: str | None = None,
+        pool: str = "prefork",
+        app: str = "aep_activator.workers",
     ) -> subprocess.Popen[bytes]:
+        """A real ``celery worker`` process on this stack's queue; ``app`` is what ``celery -A`` loads."""
         name = name or f"w{len(self.workers) + 1}"
         env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -113,7 +119,7 @@ class Stack:
                 "-m",
                 "celery",
                 "-A",
-                "aep_activator.workers",
+                app,
                 "worker",
                 "-Q",
                 self.queue,

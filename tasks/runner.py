@@ -59,6 +59,7 @@ from aep_activator.aep.pipeline.backoff import backoff
 from aep_activator.aep.pipeline.plan import Step
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aep.pipeline.steps.base import WAITING_ON_US, Done, RunCancelled, StepContext, Wait, WaitKind
+from aep_activator.tasks import crashpoints
 from aep_activator.tasks.runtime import Runtime, runtime
 from aep_activator.tasks.wakeups import publish
 
@@ -97,6 +98,8 @@ class LeasedExecution:
             )  # fmt: skip
             if result.verdict != "skew":
                 break
+        if result.verdict == "ok":
+            crashpoints.reached("intent", self._record.run_id, step)
         if result.verdict == "lost":
             raise LeaseLost(self._record.run_id)
         if result.verdict == "cancelled":
@@ -109,7 +112,10 @@ class LeasedExecution:
         self._rt.ledger.unintent(self._record.run_id, self._token, step)
 
     def claim(self, kind: str, aep_id: str) -> bool:
-        return self._rt.ledger.claim(self._record.run_id, kind, aep_id)
+        claimed = self._rt.ledger.claim(self._record.run_id, kind, aep_id)
+        if claimed:
+            crashpoints.reached("claimed", self._record.run_id, self._record.step)
+        return claimed
 
     def owned_by_other(self, kind: str, aep_id: str) -> bool:
         owner = self._rt.ledger.owner(kind, aep_id)
@@ -136,6 +142,7 @@ def execute_once(rt: Runtime, step: Step, run_id: str, seq: int) -> Executed:
         log.info("run %s: dropping %s seq %s (%s %s)", run_id, step.name, seq, entry.verdict, entry.detail)
         return Executed("dropped")
     record = entry.record
+    crashpoints.reached("entered", run_id, step.name)
     execution = LeasedExecution(rt, record, token, entry.now)
     result: dict[str, Any] | BaseException
     if record.cancel_requested:
@@ -145,6 +152,7 @@ def execute_once(rt: Runtime, step: Step, run_id: str, seq: int) -> Executed:
             change, result = _outcome(rt, step, record, execution)
         except Ignore:
             return Executed("dropped")
+    crashpoints.reached("answered", run_id, step.name)
     audiences = _audiences(record)
     left = rt.ledger.leave(run_id, token, change, lock_keys=rt.locks.keys(audiences) if change.finish_status else ())
     if not left.ok:
@@ -154,6 +162,7 @@ def execute_once(rt: Runtime, step: Step, run_id: str, seq: int) -> Executed:
         log.error("run %s: AEP job %s is also claimed by run %s; both share it", run_id, aep_id, owner)
     if change.finish_status is RunStatus.FAILED and change.failure is not None:
         log.error("run %s failed at %s (%s): %s", run_id, step.name, change.failure.kind, change.failure.message)
+    crashpoints.reached("left", run_id, step.name)
     return Executed("left", change, result, left.seq, record.generation)
 
 
@@ -166,6 +175,7 @@ def execute(task: Task, step: Step, run_id: str, seq: int) -> dict[str, Any]:
     nxt = done.change.next
     if nxt is not None and nxt.publish:
         publish(task.app, rt, run_id, nxt.step, done.seq, done.generation)
+        crashpoints.reached("published", run_id, step.name)
     if isinstance(done.result, BaseException):
         raise done.result
     return done.result or {}
