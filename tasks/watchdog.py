@@ -30,6 +30,12 @@ class Watchdog(bootsteps.StartStopStep):  # type: ignore[misc]
         self.tref: Any = None
 
     def start(self, worker: Any) -> None:
+        from aep_activator.tasks.upgrade import upgrade
+
+        # Runs in flight under an older ledger layout get their carriers before anything else runs
+        # (idempotent, one worker at a time); a ledger newer than this code stops the worker here.
+        if moved := upgrade(runtime()):
+            log.warning("upgraded %d runs in flight to the current run-ledger layout", moved)
         interval = runtime().settings.delay_pump_interval_s
         self.tref = worker.timer.call_repeatedly(interval, self.tick, (worker,), priority=10)
         log.info("watchdog started (every %.2fs)", interval)

@@ -38,6 +38,12 @@ def run_self_checks(role: str, *, strict: bool = True) -> None:
         err_console.print(f"{role} self-check {level} {p.message}")
     if strict and any(p.fatal for p in problems):
         fail(f"{role} start-up checks failed (pass --no-strict-checks to start anyway)", code=3)
+    from aep_activator.tasks.upgrade import LayoutTooNew, check_layout
+
+    try:
+        check_layout(runtime())
+    except LayoutTooNew as exc:
+        fail(str(exc), code=3)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
