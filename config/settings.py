@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # --- Redis ----------------------------------------------------------------------------------
     redis_url: RedisUrl = "redis://127.0.0.1:6379/0"
     aep_key_prefix: str = Field(default="aep:", min_length=1, pattern=r"^[A-Za-z0-9_.:{}-]+$")
+    # With replicas (Sentinel): a POST's intent and quota slots must reach this many replicas (Redis WAIT)
+    # within REDIS_WAIT_TIMEOUT_MS before the POST is sent, so a failover cannot forget them.
+    redis_wait_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    redis_wait_timeout_ms: Annotated[int, Field(ge=1, le=60000)] = 1000
 
     # --- Polling (seconds; delay(n) = min(cap, initial * factor**n)) ----------------------------
     # With factor f a job is seen at most about (f - 1) x its run time after it ends: 1.1 keeps the

@@ -99,6 +99,7 @@ class LeasedExecution:
             if result.verdict != "skew":
                 break
         if result.verdict == "ok":
+            self._replicate(step)
             crashpoints.reached("intent", self._record.run_id, step)
         if result.verdict == "lost":
             raise LeaseLost(self._record.run_id)
@@ -107,6 +108,20 @@ class LeasedExecution:
         if result.verdict not in ("ok", "quota"):
             raise AssertionError(f"run {self._record.run_id}: intent for {step} answered {result.verdict}")
         return result
+
+    def _replicate(self, step: str) -> None:
+        """With REDIS_WAIT_REPLICAS, send the POST only once its intent and slots are on the replicas."""
+        s = self._rt.settings
+        if not s.redis_wait_replicas:
+            return
+        acked = int(self._rt.redis.execute_command("WAIT", s.redis_wait_replicas, s.redis_wait_timeout_ms))
+        if acked < s.redis_wait_replicas:
+            # Not sent, so nothing to look for: forget the intent (a failover may forget it anyway).
+            self.unintent(step)
+            raise TransientError(
+                f"the POST's intent reached {acked} of {s.redis_wait_replicas} Redis replicas within "
+                f"{s.redis_wait_timeout_ms} ms (REDIS_WAIT_REPLICAS); not sending it yet"
+            )
 
     def unintent(self, step: str) -> None:
         self._rt.ledger.unintent(self._record.run_id, self._token, step)

@@ -78,8 +78,9 @@ def _free_port() -> int:
 class PrivateRedis:
     """A redis-server on a fixed loopback port and directory, so a restart finds its own data again."""
 
-    def __init__(self, *, aof: bool) -> None:
+    def __init__(self, *, aof: bool, extra: tuple[str, ...] = ()) -> None:
         self.aof = aof
+        self.extra = extra
         self.port = _free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="aep-chaos-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -94,7 +95,7 @@ class PrivateRedis:
             persistence = ["--appendonly", "no", "--save", ""]
         return [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-            "--maxmemory-policy", "noeviction", *persistence,
+            "--maxmemory-policy", "noeviction", *persistence, *self.extra,
         ]  # fmt: skip
 
     def start(self) -> None:
