@@ -114,7 +114,7 @@ class LeasedExecution:
         s = self._rt.settings
         if not s.redis_wait_replicas:
             return
-        acked = int(self._rt.redis.execute_command("WAIT", s.redis_wait_replicas, s.redis_wait_timeout_ms))
+        acked = int(self._rt.redis.wait(s.redis_wait_replicas, s.redis_wait_timeout_ms))
         if acked < s.redis_wait_replicas:
             # Not sent, so nothing to look for: forget the intent (a failover may forget it anyway).
             self.unintent(step)
