@@ -6,11 +6,11 @@ first dies. The lock is re-extended every tick, and a tick comes at least every 
 so ``max_interval_s`` must stay well below ``lock_timeout_s`` (RedBeat's default lock is 25 minutes:
 far too long a gap for a daily schedule).
 
-**One run per slot.** Every enabled schedule becomes a beat entry that sends the public task
-``activation.start`` with the schedule's request. At send time :class:`SlotRedBeatScheduler` adds
+**One run per slot.** Every enabled schedule becomes a beat entry for the public task ``activation.start``
+with the schedule's request, but beat records the run itself (:class:`SlotRedBeatScheduler`), with
 ``idempotency_key = "schedule:<name>:<slot>"``, where ``slot`` is the latest cron time at or before
 now (minute resolution, UTC) — the slot that made the entry due, not the moment it was sent. Two
-beats (a lock hand-over), a restart or a retry within one slot therefore send the same key, and
+beats (a lock hand-over), a restart or a retry within one slot therefore use the same key, and
 ``start_activation`` returns the existing run instead of starting a second. After beat was down
 across slots it fires once, for the latest missed slot. A new schedule first fires at its next slot
 (RedBeat records "last run = now" when it installs an entry).
@@ -22,10 +22,12 @@ entries no longer configured).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.beat import SchedulingError
 from celery.schedules import crontab
 from redbeat import RedBeatScheduler
 
@@ -124,16 +126,33 @@ def beat_config(
     }
 
 
+@dataclass(frozen=True)
+class Fired:
+    """What beat logs for a firing (Celery's scheduler reads ``.id``): the run it recorded."""
+
+    id: str
+
+
 class SlotRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
-    """RedBeat that stamps each ``activation.start`` it sends with its cron slot's idempotency key."""
+    """RedBeat that records each schedule's run itself, with its cron slot's idempotency key.
+
+    Beat does not send ``activation.start``: kombu's Redis transport can lose a message between BRPOP
+    and its unacked record, before any worker recorded the run. Instead the firing records the run and
+    its first carrier in Redis (``start_activation``, as the Python producer does), then publishes the
+    first step's wake-up; a lost wake-up is published again by the watchdog.
+    """
 
     def apply_async(self, entry: Any, producer: Any = None, advance: bool = True, **kwargs: Any) -> Any:
-        if entry.task == c.TASK_START and isinstance(entry.schedule, crontab):
-            slot = previous_fire_time(cron_of(entry.schedule), self.app.now())
-            # A copy: the entry's stored definition keeps no per-firing key.
-            kwargs_ = firing_request(entry.name, dict(entry.kwargs or {}), slot)
-            entry = type(entry)(**dict(entry, kwargs=kwargs_))
-        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        if entry.task != c.TASK_START or not isinstance(entry.schedule, crontab):
+            return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        from aep_activator.tasks.producer import start_activation
+
+        entry = self.reserve(entry) if advance else entry
+        slot = previous_fire_time(cron_of(entry.schedule), self.app.now())
+        try:
+            return Fired(start_activation(firing_request(entry.name, dict(entry.kwargs or {}), slot)))
+        except Exception as exc:  # as Celery's own scheduler does: log it, keep the schedule going
+            raise SchedulingError(f"schedule {entry.name!r}: could not record its run: {exc}") from exc
 
 
 def cron_of(schedule: crontab) -> Cron:
