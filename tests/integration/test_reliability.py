@@ -141,3 +141,22 @@ def test_a_worker_killed_mid_run_and_restarted_finishes_the_run_without_a_duplic
     (run,) = wait_for_runs(stack, [run_id], timeout_s=90)
     assert run.status == "succeeded", (run.error, run.timeline)
     assert_one_post_per_run(stack, 1)
+
+
+def test_a_producer_that_dies_after_recording_its_run_and_before_publishing_loses_nothing(make_stack):
+    # The producer's record, carrier and idempotency key are one script; its wake-up message is never
+    # sent here (the producer died, or the publish failed): the watchdog publishes the step.
+    from aep_activator.aep.pipeline.request import ActivationRequest
+
+    stack = make_stack(SimulatorConfig(speed=600, seed=21))
+    stack.wait_worker_ready(stack.start_worker())
+    rt = runtime.runtime()
+    req = ActivationRequest.model_validate(v2_request(AUDIENCES[0], idempotency_key="dies-before-publish"))
+    created = rt.ledger.create(req.wire(), started_by="t", first_step=rt.plan.first(req).name, run_id="r-unpublished",
+                               idempotency_key=req.idempotency_key)  # fmt: skip
+    assert created.verdict == "created" and rt.redis.llen(stack.queue) == 0
+    (run,) = wait_for_runs(stack, [created.run_id], timeout_s=30)
+    assert run.status == "succeeded", (run.error, run.timeline)
+    assert run.recoveries == 1 and any(e["event"] == "recovered" for e in run.timeline)
+    assert start_activation(v2_request(AUDIENCES[0], idempotency_key="dies-before-publish")) == created.run_id
+    assert stack.posts().get(ADHOC_POST) == 1
