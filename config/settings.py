@@ -7,6 +7,7 @@ names every bad variable and why, and never echoes a value (it could be a secret
 
 from __future__ import annotations
 
+import calendar
 from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     aep_client_secret: SecretStr | None = None
     aep_org_id: str | None = Field(default=None, min_length=1)
     aep_sandbox_name: str | None = Field(default=None, min_length=1, pattern=r"^[a-z0-9-]+$")
+    # Optional allow-list of sandbox names a request may name (comma-separated); others are refused at enqueue.
+    aep_sandboxes: str | None = Field(default=None, pattern=r"^[a-z0-9-]+(,[a-z0-9-]+)*$")
+    # Each sandbox's type, which sets its yearly segment-job limit: "prod:production,dev:development".
+    aep_sandbox_types: str | None = Field(
+        default=None, pattern=r"^[a-z0-9-]+:(production|development)(,[a-z0-9-]+:(production|development))*$"
+    )
     aep_scopes: str = Field(default=DEFAULT_SCOPES, min_length=1)
     aep_access_token: SecretStr | None = None
     aep_connect_timeout_s: Seconds = 5.0
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
     quota_adhoc_per_day: Annotated[int, Field(ge=0)] = 20  # the tutorial: "up to 20 activation jobs per day"
     quota_segment_jobs_per_day: Annotated[int, Field(ge=0)] = 2  # FAE guardrail: 2 per sandbox per day
     quota_window_s: Annotated[int, Field(ge=1, le=86400)] = 86400
+    # Flexible Audience Evaluation: 50 a year per production sandbox, 100 per development sandbox.
+    quota_segment_jobs_per_year_production: Annotated[int, Field(ge=0)] = 50
+    quota_segment_jobs_per_year_development: Annotated[int, Field(ge=0)] = 100
+    quota_year_start: str = Field(default="01-01", pattern=r"^\d{2}-\d{2}$", description="MM-DD, 00:00 UTC")
+    # Slots held back for beat schedules, per quota ("adhoc:2,segment_jobs:1"): producer runs cannot spend them.
+    quota_reserved_for_schedules: str | None = Field(
+        default=None, pattern=r"^(adhoc|segment_jobs):\d+(,(adhoc|segment_jobs):\d+)*$"
+    )
     # A slot spent within this long of a window boundary counts in both windows: AEP's clock is not ours.
     quota_edge_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
     audience_lock_ttl_s: Seconds = 8 * 3600.0
@@ -148,6 +163,18 @@ class Settings(BaseSettings):
     def _timeouts_fit(self) -> Settings:
         if self.visibility_timeout_s <= self.task_time_limit_s:
             raise ValueError("VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks")
+        month, day = (int(x) for x in self.quota_year_start.split("-"))
+        if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(2023, month)[1]:  # 2023: no 29 February
+            raise ValueError(f"QUOTA_YEAR_START {self.quota_year_start!r} is not a day that exists every year (MM-DD)")
+        limits = {"adhoc": self.quota_adhoc_per_day, "segment_jobs": self.quota_segment_jobs_per_day}
+        for quota, held in self.reserved_for_schedules.items():
+            if held > limits[quota]:
+                raise ValueError(
+                    f"QUOTA_RESERVED_FOR_SCHEDULES holds back {held} {quota} slots, more than the daily limit "
+                    f"{limits[quota]}"
+                )
+        if self.aep_sandboxes and self.aep_sandbox_name and self.aep_sandbox_name not in self.sandboxes:
+            raise ValueError(f"AEP_SANDBOX_NAME {self.aep_sandbox_name!r} is not in AEP_SANDBOXES")
         post_timeout = self.aep_connect_timeout_s + self.aep_read_timeout_s
         if self.look_settle_s < post_timeout:
             raise ValueError(
@@ -160,6 +187,20 @@ class Settings(BaseSettings):
             if not (user and sep and password):
                 raise ValueError("FLOWER_BASIC_AUTH must look like user:password")
         return self
+
+    @property
+    def sandboxes(self) -> tuple[str, ...]:
+        """The allow-list of sandbox names (empty: any sandbox the credential can see)."""
+        return tuple(self.aep_sandboxes.split(",")) if self.aep_sandboxes else ()
+
+    @property
+    def sandbox_types(self) -> dict[str, str]:
+        return dict(pair.split(":", 1) for pair in self.aep_sandbox_types.split(",")) if self.aep_sandbox_types else {}
+
+    @property
+    def reserved_for_schedules(self) -> dict[str, int]:
+        pairs = self.quota_reserved_for_schedules.split(",") if self.quota_reserved_for_schedules else []
+        return {q: int(n) for q, _, n in (p.partition(":") for p in pairs)}
 
     def aep_problems(self) -> list[str]:
         """What is missing to call AEP: an empty list means the credentials are complete."""

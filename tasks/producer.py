@@ -48,6 +48,18 @@ def parse_request(request: ActivationRequest | dict[str, Any] | str | bytes) -> 
         raise InvalidRequest(describe_validation_error(exc, "invalid activation request")) from None
 
 
+def with_sandbox(req: ActivationRequest, default: str | None, allowed: tuple[str, ...]) -> ActivationRequest:
+    """``req`` naming its sandbox (``AEP_SANDBOX_NAME`` when it names none); outside the optional allow-list
+    ``AEP_SANDBOXES`` it is refused here, before anything is recorded."""
+    sandbox = req.sandbox or default
+    if allowed and sandbox not in allowed:
+        raise InvalidRequest(
+            f"invalid activation request:\n  sandbox: {sandbox or '(the default sandbox)'!r} is not one of "
+            f"AEP_SANDBOXES ({', '.join(allowed)})"
+        )
+    return req if sandbox == req.sandbox else req.model_copy(update={"sandbox": sandbox})
+
+
 def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) -> str:
     """Validate, record and enqueue one run. Returns its run id.
 
@@ -60,8 +72,8 @@ def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) 
 
 def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
     """:func:`start_activation`, returning what happened: ``created``, ``existing`` or ``relaunched``."""
-    req = parse_request(request)
     rt = runtime()
+    req = with_sandbox(parse_request(request), rt.settings.aep_sandbox_name, rt.settings.sandboxes)
     if req.on_quota == "fail":
         _check_quotas(req)
     first = rt.plan.first(req)
@@ -81,7 +93,7 @@ def _check_quotas(req: ActivationRequest) -> None:
     quotas = [Quota.ADHOC, *([Quota.SEGMENT_JOBS] if req.segment_job else [])]
     now = rt.quotas.server_time()
     for quota in quotas:
-        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name):
+        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=req.sandbox):
             usage = rt.quotas.usage(spec, now)
             if usage.remaining <= 0:
                 raise QuotaExhausted(
@@ -92,17 +104,27 @@ def _check_quotas(req: ActivationRequest) -> None:
                 )
 
 
-def quota_usage() -> list[QuotaUsage]:
-    """Every quota this deployment spends, as of now (Redis's clock): used, pending, limit, reset."""
+def known_sandboxes() -> list[str | None]:
+    """The sandboxes this deployment serves: the default, the allow-list and the typed ones, in that order."""
+    s = runtime().settings
+    return list(dict.fromkeys([s.aep_sandbox_name, *s.sandboxes, *s.sandbox_types]))
+
+
+def quota_usage(sandboxes: list[str | None] | None = None) -> list[QuotaUsage]:
+    """Every quota this deployment spends, as of now (Redis's clock): used, pending, limit, reset.
+
+    The org's ad-hoc quota once, then each sandbox's daily and yearly segment-job quotas. Raises
+    ``ValueError`` when AEP_ORG_ID is not set (a quota is kept per org).
+    """
     rt = runtime()
     s = rt.settings
     now = rt.quotas.server_time()
     limits = rt.step_config.quotas
-    return [
-        rt.quotas.usage(spec, now)
-        for quota in Quota
-        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name)
-    ]
+    org = s.aep_org_id or ""
+    out = [rt.quotas.usage(spec, now) for spec in specs(Quota.ADHOC, limits, org_id=org, sandbox=None)]
+    for sandbox in sandboxes if sandboxes is not None else known_sandboxes():
+        out += [rt.quotas.usage(spec, now) for spec in specs(Quota.SEGMENT_JOBS, limits, org_id=org, sandbox=sandbox)]
+    return out
 
 
 def step_names(request: ActivationRequest) -> list[str]:
@@ -125,7 +147,7 @@ def cancel_run(run_id: str, *, actor: str = "cli", timeout_s: float | None = Non
     record = rt.ledger.get(run_id, timeline=False)
     if record is None:
         raise KeyError(run_id)
-    lock_keys = rt.locks.keys(_audiences(record))
+    lock_keys = rt.lock_keys(record)
     deadline = time.monotonic() + (timeout_s if timeout_s is not None else rt.lease_s + 5)
     while True:
         result = rt.ledger.cancel(run_id, actor, lock_keys=lock_keys)
@@ -174,13 +196,6 @@ def resume_run(run_id: str, *, actor: str = "cli") -> RunRecord:
     resumed = rt.ledger.resume(run_id, step.name, forget=forget, new_generation=new_generation, actor=actor)
     publish(app, rt, run_id, resumed.step, resumed.seq, resumed.generation)
     return rt.ledger.get(run_id) or record
-
-
-def _audiences(record: RunRecord) -> list[str]:
-    try:
-        return ActivationRequest.model_validate(record.request).audiences
-    except ValidationError:
-        return []
 
 
 def run_summary(run: RunRecord) -> dict[str, Any]:

@@ -168,8 +168,8 @@ def execute_once(rt: Runtime, step: Step, run_id: str, seq: int) -> Executed:
         except Ignore:
             return Executed("dropped")
     crashpoints.reached("answered", run_id, step.name)
-    audiences = _audiences(record)
-    left = rt.ledger.leave(run_id, token, change, lock_keys=rt.locks.keys(audiences) if change.finish_status else ())
+    lock_keys = rt.lock_keys(record) if change.finish_status else []
+    left = rt.ledger.leave(run_id, token, change, lock_keys=lock_keys)
     if not left.ok:
         log.warning("run %s: %s lost its lease before it could record its outcome; dropped", run_id, step.name)
         return Executed("dropped")
@@ -205,7 +205,8 @@ def _outcome(
     except ValidationError as exc:
         return _fail(step, FailureKind.BUG, f"the run's request does not validate: {exc}", exc)
     ctx = StepContext(
-        client=rt.client, config=rt.step_config, run=record, request=req, step=step.name, locks=rt.locks,
+        client=rt.client_for(req.sandbox), config=rt.step_config, run=record, request=req, step=step.name,
+        locks=rt.locks_for(req.sandbox),
         quotas=rt.quotas, execution=execution,
     )  # fmt: skip
     try:
@@ -317,13 +318,6 @@ def _cancelled(step: Step, record: RunRecord) -> tuple[Change, BaseException]:
 def _backoff(rt: Runtime, errors: int) -> float:
     s = rt.settings
     return backoff(max(0, errors), s.retry_initial_s, 2.0, s.retry_cap_s, jitter=0.5)
-
-
-def _audiences(record: RunRecord) -> list[str]:
-    try:
-        return ActivationRequest.model_validate(record.request).audiences
-    except ValidationError:
-        return []
 
 
 def _duration(seconds: float) -> str:

@@ -19,9 +19,10 @@ from aep_activator.aep.coordination.keys import Keys
 from aep_activator.aep.coordination.locks import AudienceLocks
 from aep_activator.aep.coordination.quota import QuotaLedger
 from aep_activator.aep.coordination.redis_url import redis_from_url
-from aep_activator.aep.coordination.runs import RunLedger
+from aep_activator.aep.coordination.runs import RunLedger, RunRecord
 from aep_activator.aep.pipeline.backoff import PollSchedule
 from aep_activator.aep.pipeline.plan import PLAN, Plan
+from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aep.pipeline.scopes import QuotaLimits
 from aep_activator.aep.pipeline.steps.base import StepConfig
 from aep_activator.config.settings import Settings, get_settings
@@ -45,9 +46,16 @@ class Runtime:
 
     @property
     def client(self) -> AEPClient:
+        """The AEP client of the default sandbox (``AEP_SANDBOX_NAME``)."""
         if self._client is None:
             self._client = build_client(self.settings, self.redis)
         return self._client
+
+    def client_for(self, sandbox: str | None) -> AEPClient:
+        """The client whose calls name ``sandbox`` (one token and one connection pool for every sandbox)."""
+        if not sandbox or sandbox == self.settings.aep_sandbox_name:
+            return self.client
+        return self.client.with_options(sandbox=sandbox)
 
     @property
     def lease_s(self) -> float:
@@ -56,6 +64,18 @@ class Runtime:
     @property
     def step_config(self) -> StepConfig:
         return step_config(self.settings)
+
+    def locks_for(self, sandbox: str | None) -> AudienceLocks:
+        """The audience locks of ``sandbox`` (a request's; None: the deployment's default sandbox)."""
+        return self.locks.for_sandbox(sandbox or self.settings.aep_sandbox_name)
+
+    def lock_keys(self, record: RunRecord) -> list[str]:
+        """The audience lock keys a run may hold: the run ledger frees them when the run ends."""
+        try:
+            req = ActivationRequest.model_validate(record.request)
+        except ValueError:
+            return []
+        return self.locks_for(req.sandbox).keys(req.audiences)
 
     def queue_keys(self) -> list[str]:
         """The broker queue's Redis lists (kombu: the queue name and one per priority step)."""
@@ -76,10 +96,26 @@ def step_config(s: Settings) -> StepConfig:
             s.poll_activation_initial_s, s.poll_factor, s.poll_activation_cap_s, s.poll_activation_deadline_s
         ),
         poll_jitter=s.poll_jitter,
-        quotas=QuotaLimits(s.quota_adhoc_per_day, s.quota_segment_jobs_per_day, s.quota_window_s),
+        quotas=quota_limits(s),
         audience_lock_ttl_s=s.audience_lock_ttl_s,
         look_settle_s=s.look_settle_s,
         wait_deadline_s=s.wait_deadline_s,
+    )
+
+
+def quota_limits(s: Settings) -> QuotaLimits:
+    month, day = (int(x) for x in s.quota_year_start.split("-"))
+    return QuotaLimits(
+        adhoc_per_day=s.quota_adhoc_per_day,
+        segment_jobs_per_day=s.quota_segment_jobs_per_day,
+        window_s=s.quota_window_s,
+        segment_jobs_per_year={
+            "production": s.quota_segment_jobs_per_year_production,
+            "development": s.quota_segment_jobs_per_year_development,
+        },
+        year_start=(month, day),
+        sandbox_types=s.sandbox_types,
+        reserved_for_schedules=s.reserved_for_schedules,
     )
 
 

@@ -135,6 +135,18 @@ class AEPClient:
     def __repr__(self) -> str:
         return f"AEPClient({self.base_url!r}, org_id={self._org_id!r}, sandbox={self._sandbox!r})"
 
+    @property
+    def sandbox(self) -> str | None:
+        return self._sandbox
+
+    def with_options(self, *, sandbox: str | None) -> AEPClient:
+        """This client with other per-call options (the ``x-sandbox-name`` it sends), sharing its token
+        provider and connection pool: one IMS token serves every sandbox of the org."""
+        return AEPClient(
+            self.base_url, tokens=self._tokens, api_key=self._api_key, org_id=self._org_id, sandbox=sandbox,
+            session=self._session, timeout=self._timeout, max_body_bytes=self._max_body,
+        )  # fmt: skip
+
     def close(self) -> None:
         self._session.close()
 

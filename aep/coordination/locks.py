@@ -8,7 +8,9 @@ half and deadlock.
 
 Redis key layout (also in the header of each ``aep/lua/locks_*.lua``)::
 
-    {prefix}lock:audience:{audience}   STRING  owner (a run id), with a PX expiry
+    {prefix}lock:audience:{audience}                     STRING  owner (a run id), with a PX expiry
+    {prefix}lock:sandbox:{sandbox}:audience:{audience}   the same, for a named sandbox (``for_sandbox``):
+                                                         audience ids belong to a sandbox
 
 The audience id is the last key segment, so it is used verbatim: a ``:`` inside it cannot make two
 audiences share a key. Every lock has a TTL so that a crashed worker's locks lapse; a long run keeps
@@ -45,9 +47,10 @@ def _text(value: bytes | str) -> str:
 class AudienceLocks:
     """Per-audience mutual exclusion between runs, shared by every worker on one Redis."""
 
-    def __init__(self, redis: redis.Redis, prefix: str) -> None:
+    def __init__(self, redis: redis.Redis, prefix: str, *, sandbox: str | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._segment = AUDIENCE_LOCK_SEGMENT if sandbox is None else f"lock:sandbox:{sandbox}:audience"
         self._acquire: Script = load_script(redis, "locks_acquire")
         self._refresh: Script = load_script(redis, "locks_refresh")
         self._release: Script = load_script(redis, "locks_release")
@@ -93,7 +96,14 @@ class AudienceLocks:
 
     def keys(self, audiences: Sequence[str]) -> list[str]:
         """The lock keys of ``audiences`` (the run ledger releases them when a run ends)."""
-        return [f"{self._prefix}{AUDIENCE_LOCK_SEGMENT}:{a}" for a in audiences]
+        return [f"{self._prefix}{self._segment}:{a}" for a in audiences]
+
+    def for_sandbox(self, sandbox: str | None) -> AudienceLocks:
+        """The locks of ``sandbox``'s audiences (None: AEP's default sandbox)."""
+        view = AudienceLocks.__new__(AudienceLocks)
+        view.__dict__.update(self.__dict__)
+        view._segment = AUDIENCE_LOCK_SEGMENT if sandbox is None else f"lock:sandbox:{sandbox}:audience"
+        return view
 
 
 def _unique(audiences: Sequence[str]) -> list[str]:

@@ -43,6 +43,9 @@ class ActivationRequest(BaseModel):
     version: Literal[1, 2] = 1
     on_quota: Literal["wait", "fail"] = "wait"
     idempotency_key: IdempotencyKey | None = None
+    sandbox: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")] | None = Field(
+        default=None, description="the AEP sandbox (x-sandbox-name); default: AEP_SANDBOX_NAME, set at enqueue"
+    )
     started_by: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
 
     @model_validator(mode="after")

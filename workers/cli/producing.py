@@ -38,7 +38,7 @@ def _load_request(path: str | None, flags: dict[str, Any]) -> dict[str, Any]:
                 fail(f"--destination {item!r}: expected DATAFLOW_ID=AUDIENCE[,AUDIENCE…]")
             info.setdefault(dest, []).extend(a for a in auds.split(",") if a)
         data["activation_info"] = info
-    for key in ("version", "on_quota", "idempotency_key"):
+    for key in ("version", "on_quota", "idempotency_key", "sandbox"):
         if flags[key] is not None:
             data[key] = flags[key]
     if flags["no_segment_job"]:
@@ -67,6 +67,7 @@ def _read(path: str) -> str:
 @click.option("--no-segment-job", is_flag=True, help="Skip on-demand evaluation; activate the latest results.")
 @click.option("--on-quota", type=click.Choice(["wait", "fail"]))
 @click.option("--idempotency-key")
+@click.option("--sandbox", help="AEP sandbox (x-sandbox-name); default AEP_SANDBOX_NAME.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"run_id": …} only.')
 def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     """Start an activation from REQUEST_FILE (JSON; '-' for stdin) and/or flags. Prints the run id."""

@@ -37,6 +37,7 @@ class StepConfig:
     client_id: str
     """Our OAuth client id: AEP records it as a flow run's ``createdClient``."""
     sandbox: str | None
+    """The default sandbox (``AEP_SANDBOX_NAME``); a request may name another."""
     segment_poll: PollSchedule
     export_poll: PollSchedule
     activation_poll: PollSchedule
@@ -103,8 +104,13 @@ class StepContext:
     def now(self) -> float:
         return self.execution.now()
 
+    @property
+    def sandbox(self) -> str | None:
+        """The run's sandbox (its request's, else the deployment's default)."""
+        return self.request.sandbox or self.config.sandbox
+
     def quota_specs(self, quota: Quota) -> list[QuotaSpec]:
-        return specs(quota, self.config.quotas, org_id=self.config.org_id, sandbox=self.config.sandbox)
+        return specs(quota, self.config.quotas, org_id=self.config.org_id, sandbox=self.sandbox)
 
 
 class WaitKind(StrEnum):
