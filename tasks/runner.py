@@ -38,6 +38,7 @@ from aep_activator.aep.api.errors import (
     DeadlineExceeded,
     JobFailed,
     PermanentError,
+    PreflightRefused,
     QuotaExhausted,
     RateLimited,
     TransientError,
@@ -236,6 +237,8 @@ def _outcome(
         return _fail(step, FailureKind.AEP_JOB_FAILED, str(exc), exc)
     except Unaccounted as exc:
         return _fail(step, FailureKind.UNACCOUNTED, str(exc), exc)
+    except PreflightRefused as exc:
+        return _fail(step, FailureKind.PREFLIGHT, str(exc), exc)
     except PermanentError as exc:
         return _fail(step, FailureKind.PERMANENT, str(exc), exc)
     except AEPError as exc:  # pragma: no cover - every AEPError is classified above

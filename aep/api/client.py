@@ -125,12 +125,13 @@ class AEPClient:
         self._timeout = timeout
         self._max_body = max_body_bytes
         # Imported here: the resources module imports this one for AEPClient's type.
-        from aep_activator.aep.api.resources import Activations, ExportJobs, FlowRuns, SegmentJobs
+        from aep_activator.aep.api.resources import Activations, ExportJobs, FlowRuns, Flows, SegmentJobs
 
         self.segment_jobs = SegmentJobs(self)
         self.export_jobs = ExportJobs(self)
         self.activations = Activations(self)
         self.flow_runs = FlowRuns(self)
+        self.flows = Flows(self)
 
     def __repr__(self) -> str:
         return f"AEPClient({self.base_url!r}, org_id={self._org_id!r}, sandbox={self._sandbox!r})"

@@ -9,7 +9,8 @@
     │   ├── AuthError             401/403 (after one token refresh) and IMS failures
     │   ├── NotFound              404
     │   ├── Conflict              400 "Run already going on for audience …": defer, do not fail
-    │   └── ValidationFailed      other 400/422: the request is wrong ("not part of this dataflow …")
+    │   ├── ValidationFailed      other 400/422: the request is wrong ("not part of this dataflow …")
+    │   └── PreflightRefused      our own check before spending a slot: an audience not mapped to its dataflow
     ├── JobFailed                 an AEP job ended FAILED/CANCELLED
     │   └── DeadlineExceeded      an AEP job, or a wait, outlived its deadline (the job was cancelled)
     ├── Unaccounted               a POST's outcome could not be settled from AEP's own lists in time
@@ -135,6 +136,10 @@ class Conflict(PermanentError):
         self.segment_id = segment_id
         self.order_id = order_id
         self.flow_run_id = flow_run_id
+
+
+class PreflightRefused(PermanentError):
+    """Checked before the run spends a scarce slot: AEP would refuse the activation (an unmapped audience)."""
 
 
 class JobFailed(AEPError):

@@ -23,6 +23,8 @@ from aep_activator.aep.api.models import (
     ExportJobCreate,
     ExportJobList,
     ExportJobStatus,
+    Flow,
+    FlowList,
     FlowRun,
     FlowRunList,
     SegmentJob,
@@ -30,7 +32,7 @@ from aep_activator.aep.api.models import (
     SegmentJobList,
     SegmentJobStatus,
 )
-from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, SEGMENT_JOBS
+from aep_activator.aep.api.paths import ADHOC_RUN, EXPORT_JOBS, FLOW_RUNS, FLOWS, SEGMENT_JOBS
 
 
 def _id(value: str) -> str:
@@ -146,6 +148,18 @@ class Activations:
         return self._c.parse(resp, AdhocRunResponse)
 
 
+class Flows:
+    def __init__(self, client: AEPClient) -> None:
+        self._c = client
+
+    def get(self, flow_id: str) -> Flow:
+        """A destination dataflow with its mapped audiences (``GET /flowservice/flows/{id}``)."""
+        body = self._c.parse(self._c.request("GET", f"{FLOWS}/{_id(flow_id)}"), FlowList)
+        if not body.items:
+            raise MalformedResponse(f"dataflow {flow_id}: answer has no items", url=f"{FLOWS}/{flow_id}")
+        return body.items[0]
+
+
 class FlowRuns:
     def __init__(self, client: AEPClient) -> None:
         self._c = client
@@ -171,8 +185,11 @@ class FlowRuns:
         limit: int = 100,
         orderby: str | None = "-createdAt",
         continuation_token: str | None = None,
+        status: str | None = None,
     ) -> FlowRunList:
         params: dict[str, Any] = {"property": f"flowId=={flow_id}", "limit": limit}
+        if status:
+            params["property"] = [params["property"], f"metrics.statusSummary.status=={status}"]
         if orderby:
             params["orderby"] = orderby
         if continuation_token:

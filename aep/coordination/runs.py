@@ -71,6 +71,7 @@ class FailureKind(StrEnum):
     AEP_JOB_FAILED = "aep_job_failed"  # an AEP job or flow run ended FAILED or CANCELLED
     DEADLINE = "deadline"  # an AEP job, or a wait on us, outlived its deadline (the job was cancelled)
     PERMANENT = "permanent"  # AEP refused the request (4xx): fix the request or the account
+    PREFLIGHT = "preflight"  # checked before spending a slot: AEP would refuse (an audience not mapped)
     RETRIES = "retries"  # transient errors beyond RETRY_MAX in a row
     QUOTA = "quota"  # on_quota="fail" and a quota is used up
     UNACCOUNTED = "unaccounted"  # a POST's outcome could not be settled from AEP's lists

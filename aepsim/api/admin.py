@@ -56,6 +56,13 @@ class OutOfBandExportJob(_Body):
     sandbox: str | None = None
 
 
+class AudienceMapping(_Body):
+    """``POST /simulator/admin/mappings``: map an audience to a dataflow now (first activated now)."""
+
+    flowId: str = Field(min_length=1)
+    audience: str = Field(min_length=1)
+
+
 class ScheduledFlowRun(_Body):
     flowId: str = Field(min_length=1)
     audiences: list[str] | None = None
@@ -129,6 +136,11 @@ def out_of_band_export_job(call: Call) -> Reply:
     return Reply(200, call.state.create_export_job(body.job, sandbox_name=body.sandbox))
 
 
+def mapping(call: Call) -> Reply:
+    body: AudienceMapping = _parse(call, AudienceMapping)
+    return Reply(200, call.state.map_audience(body.flowId, body.audience))
+
+
 def scheduled_flow_run(call: Call) -> Reply:
     body: ScheduledFlowRun = _parse(call, ScheduledFlowRun)
     return Reply(200, call.state.start_scheduled_run(body.flowId, body.audiences, sandbox_name=body.sandbox))
@@ -144,4 +156,5 @@ ROUTES: list[Route] = [
     Route("POST", f"{PREFIX}/admin/segment-jobs", out_of_band_segment_job, "admin", _fail),
     Route("POST", f"{PREFIX}/admin/export-jobs", out_of_band_export_job, "admin", _fail),
     Route("POST", f"{PREFIX}/admin/flow-runs", scheduled_flow_run, "admin", _fail),
+    Route("POST", f"{PREFIX}/admin/mappings", mapping, "admin", _fail),
 ]

@@ -234,6 +234,10 @@ def get_flow_run(call: Call) -> Reply:
     return Reply(200, {"items": [call.state.get_flow_run(call.params["id"], sandbox_name=call.sandbox_name)]})
 
 
+def get_flow(call: Call) -> Reply:
+    return Reply(200, {"items": [call.state.get_flow(call.params["id"], sandbox_name=call.sandbox_name)]})
+
+
 ROUTES: list[Route] = [
     Route("POST", paths.IMS_TOKEN, ims_token, "ims", _ims_fail),
     Route("POST", paths.SEGMENT_JOBS, create_segment_job, "aep", ups_error),
@@ -247,4 +251,5 @@ ROUTES: list[Route] = [
     Route("POST", paths.ADHOC_RUN, start_adhoc_run, "aep", adhoc_error),
     Route("GET", paths.FLOW_RUNS, list_flow_runs, "aep", _flow_fail),
     Route("GET", paths.FLOW_RUN, get_flow_run, "aep", _flow_fail),
+    Route("GET", paths.FLOW, get_flow, "aep", _flow_fail),
 ]

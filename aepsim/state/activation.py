@@ -20,6 +20,9 @@ from aep_activator.aepsim.state.flow_runs import SCHEDULER_CLIENT, FlowRunRecord
 from aep_activator.aepsim.state.segmentation import SegmentationState
 
 _EXPORT_ID = re.compile(r"[0-9]+", re.ASCII)
+FIRST_ACTIVATION_WAIT_S = 3600.0
+"""The ad-hoc spec: at least one hour must pass after an audience's first scheduled activation. The
+error is undocumented (aep-api.md §12.16); the simulator answers the "out of schedule range" 400."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class ActivationState(SegmentationState):
                     a
                     for flow, auds in activation_info.items()
                     for a in auds
-                    if a not in (self.fixture.destination(flow) or _NO_DEST).audiences
+                    if a not in self._mapped(flow) or self._first_activated(flow, a) > now - FIRST_ACTIVATION_WAIT_S
                 )
             )
             if unmapped:
@@ -179,6 +182,14 @@ class ActivationState(SegmentationState):
         )
         self.flow_runs[run.id] = run
         return run
+
+    def _mapped(self, flow_id: str) -> list[str]:
+        """The audiences mapped to a dataflow (dataflows.py adds those mapped at run time)."""
+        return list((self.fixture.destination(flow_id) or _NO_DEST).audiences)
+
+    def _first_activated(self, flow_id: str, audience: str) -> float:
+        """When ``audience`` was first activated on ``flow_id`` (fixture mappings: long ago)."""
+        return 0.0
 
     def _running_run(self, flow_id: str, audience: str, sandbox: SandboxInfo, now: float) -> FlowRunRecord | None:
         return next(

@@ -58,12 +58,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aep_activator.aepsim.state.activation import ActivationState, RunPage, StartedRun
+from aep_activator.aepsim.state.activation import RunPage, StartedRun
+from aep_activator.aepsim.state.dataflows import DataflowState
 
 __all__ = ["RunPage", "SimulatorState", "StartedRun"]
 
 
-class SimulatorState(ActivationState):
+class SimulatorState(DataflowState):
     """All simulated AEP state. Every public method is atomic under one lock.
 
     Out-of-band helpers (what the AEP UI or AEP's scheduler would create, for tests and the admin

@@ -29,7 +29,7 @@ from aep_activator.aep.api.errors import (
 from aep_activator.aep.api.models import FLOW_RUN_TERMINAL, FlowRunStatus
 from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.scopes import Quota
-from aep_activator.aep.pipeline.steps import looks
+from aep_activator.aep.pipeline.steps import looks, preflight
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind, spend_or_wait
 from aep_activator.aep.pipeline.steps.polls import lost_answer, still_looking
 
@@ -55,6 +55,9 @@ def run(ctx: StepContext) -> Outcome:
     export_ids = [record.export_job_id] if req.version == 1 and record.export_job_id else None
     if req.version == 1 and not export_ids:
         raise JobFailed("ad-hoc v1 needs an export id, and this run has none", kind="activation")
+    if wait := preflight.check(ctx, before_activation=True):
+        ctx.locks.release(req.audiences, record.run_id)
+        return wait
     if wait := spend_or_wait(ctx, Quota.ADHOC):
         # Do not sit on the audiences for hours until the window opens: other runs may need them.
         ctx.locks.release(req.audiences, record.run_id)

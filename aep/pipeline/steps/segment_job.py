@@ -10,7 +10,7 @@ from aep_activator.aep.api.errors import AEPError, OutcomeUnknown, refunds_quota
 from aep_activator.aep.api.models import SEGMENT_JOB_TERMINAL
 from aep_activator.aep.coordination.runs import Event, RunRecord
 from aep_activator.aep.pipeline.scopes import Quota
-from aep_activator.aep.pipeline.steps import looks
+from aep_activator.aep.pipeline.steps import looks, preflight
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, spend_or_wait
 from aep_activator.aep.pipeline.steps.polls import cancel_quietly, lost_answer, poll_job, still_looking
 
@@ -32,6 +32,8 @@ def create(ctx: StepContext) -> Outcome:
         if wait := still_looking(ctx, look, intent, "the segment job"):
             return wait
         ctx.execution.unintent(ctx.step)  # proof: AEP did not accept that POST
+    if wait := preflight.check(ctx, before_activation=False):
+        return wait
     if wait := spend_or_wait(ctx, Quota.SEGMENT_JOBS):
         return wait
     try:
