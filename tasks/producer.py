@@ -22,9 +22,10 @@ from pydantic import ValidationError
 
 from aep_activator.aep.api.errors import QuotaExhausted
 from aep_activator.aep.coordination.quota import QuotaUsage
-from aep_activator.aep.coordination.runs import TERMINAL, Created, Event, FailureKind, RunRecord, RunStatus
+from aep_activator.aep.coordination.runs import TERMINAL, Admission, Created, Event, FailureKind, RunRecord, RunStatus
 from aep_activator.aep.pipeline.request import ActivationRequest, describe_validation_error
-from aep_activator.aep.pipeline.scopes import Quota, specs
+from aep_activator.aep.pipeline.scopes import Quota, quotas_of, specs
+from aep_activator.config.settings import SettingsError
 from aep_activator.tasks.celery import app
 from aep_activator.tasks.flower_events import show_revoked
 from aep_activator.tasks.runtime import runtime
@@ -73,35 +74,35 @@ def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) 
 def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
     """:func:`start_activation`, returning what happened: ``created``, ``existing`` or ``relaunched``."""
     rt = runtime()
-    req = with_sandbox(parse_request(request), rt.settings.aep_sandbox_name, rt.settings.sandboxes)
-    if req.on_quota == "fail":
-        _check_quotas(req)
+    s = rt.settings
+    req = with_sandbox(parse_request(request), s.aep_sandbox_name, s.sandboxes)
+    if not s.aep_org_id:
+        raise SettingsError(
+            "invalid configuration:\n  AEP_ORG_ID: required to record a run (AEP keeps its quotas per org)"
+        )
     first = rt.plan.first(req)
+    quotas = [specs(q, rt.step_config.quotas, org_id=s.aep_org_id or "", sandbox=req.sandbox,
+                    schedule=req.from_schedule) for q in quotas_of(req.segment_job)]  # fmt: skip
     created = rt.ledger.create(
         req.wire(), started_by=req.started_by, first_step=first.name, run_id=uuid.uuid4().hex,
-        idempotency_key=req.idempotency_key,
+        idempotency_key=req.idempotency_key, lines=rt.quotas.admission_lines(quotas, time.time()),
+        priority=0 if req.from_schedule else 1, refuse_unless_now=req.on_quota == "fail",
     )  # fmt: skip
+    if created.verdict == "refused":
+        adm = created.admission
+        raise QuotaExhausted(
+            f"a quota is used up for this run ({_explain(adm)}); on_quota=fail: nothing was recorded",
+            quota=",".join(q["quota"] for q in (adm.quotas if adm else []) if q["verdict"] != "now"),
+            reset_at=adm.opens_at if adm else 0.0,
+        )
     if created.needs_wakeup:
         publish(app, rt, created.run_id, created.step, created.seq, created.generation)
     return created
 
 
-def _check_quotas(req: ActivationRequest) -> None:
-    rt = runtime()
-    s = rt.settings
-    limits = rt.step_config.quotas
-    quotas = [Quota.ADHOC, *([Quota.SEGMENT_JOBS] if req.segment_job else [])]
-    now = rt.quotas.server_time()
-    for quota in quotas:
-        for spec in specs(quota, limits, org_id=s.aep_org_id or "", sandbox=req.sandbox):
-            usage = rt.quotas.usage(spec, now)
-            if usage.remaining <= 0:
-                raise QuotaExhausted(
-                    f"{spec.name} quota for {spec.scope} is used up ({usage.used}/{spec.limit}); "
-                    f"resets at {usage.reset_at:.0f}",
-                    quota=spec.name,
-                    reset_at=usage.reset_at,
-                )
+def _explain(adm: Admission | None) -> str:
+    waits = [q for q in (adm.quotas if adm else []) if q["verdict"] != "now"]
+    return "; ".join(f"{q['quota']}: {q['used']} of {q['limit']} used, {q['ahead']} ahead in line" for q in waits)
 
 
 def known_sandboxes() -> list[str | None]:

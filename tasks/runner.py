@@ -106,7 +106,7 @@ class LeasedExecution:
             raise LeaseLost(self._record.run_id)
         if result.verdict == "cancelled":
             raise RunCancelled(self._record.run_id)
-        if result.verdict not in ("ok", "quota"):
+        if result.verdict not in ("ok", "quota", "line"):
             raise AssertionError(f"run {self._record.run_id}: intent for {step} answered {result.verdict}")
         return result
 

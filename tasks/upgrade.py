@@ -23,10 +23,11 @@ from urllib.parse import quote, unquote
 
 import redis
 
+from aep_activator.aep.coordination.quota import YearlyWindow
 from aep_activator.aep.coordination.runs import LAYOUT, OPEN, RunStatus
 from aep_activator.aep.pipeline.plan import LAYOUT1_STEPS
 from aep_activator.aep.pipeline.request import ActivationRequest
-from aep_activator.aep.pipeline.scopes import Quota, scope
+from aep_activator.aep.pipeline.scopes import YEARLY, Quota, scope
 from aep_activator.tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,12 @@ def _upgrade_quota_keys(rt: Runtime) -> None:
             members = r.zrangebyscore(name, f"({now}", "+inf")
         else:
             members = list(r.smembers(name))
+        if members and quota == "segment_jobs":
+            # Layout 1 had no yearly quota, but AEP counted these jobs against the year too.
+            year_start, _ = YearlyWindow(*rt.step_config.quotas.year_start).containing(float(window))
+            yearly = f"{prefix}quota:{YEARLY}:{quote(new_scope, safe='')}:{year_start}:committed"
+            r.sadd(yearly, *members)
+            r.expire(yearly, 2 * 366 * 86400)
         if members:
             r.sadd(target, *members)
             ttl = r.pttl(name)

@@ -16,6 +16,8 @@ Key layout (relative to the prefix)::
     quota:{name}:{scope}:{window}:committed
                                       SET     holders ("{run_id}#{generation}") whose POST was sent or
                                               adopted in that window (quota.py)
+    line:{name}:{scope}               ZSET    admitted runs' holders that have not spent the quota yet ->
+                                              rank (schedules first, then first come): the order they spend in
     lock:audience:{audience}          STRING  owning run id, with a PX expiry (locks.py)
     ims:token:{hash}                  STRING  cached IMS access token (JSON), TTL = its lifetime
     ims:lock:{hash}                   STRING  single-flight refresh lock
@@ -61,6 +63,9 @@ class Keys:
 
     def quota(self, name: str, scope: str, window_start: int) -> str:
         return f"{self.prefix}quota:{quote(name, safe='')}:{quote(scope, safe='')}:{window_start}:committed"
+
+    def line(self, name: str, scope: str) -> str:
+        return f"{self.prefix}line:{quote(name, safe='')}:{quote(scope, safe='')}"
 
     def audience_lock(self, audience: str) -> str:
         return f"{self.prefix}lock:audience:{audience}"

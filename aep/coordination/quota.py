@@ -88,6 +88,8 @@ class QuotaSpec:
     scope: str
     limit: int
     window: Window
+    line: bool = False
+    """Runs spend this quota in order (its line: schedules first, then first come, first served)."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,10 @@ class Bucket:
     start: int
     end: int
     key: str
+    line: str = ""
 
     def script_args(self) -> list[str | int]:
-        return [self.key, self.spec.limit, self.start, self.end]
+        return [self.key, self.spec.limit, self.start, self.end, self.line]
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class SpendResult:
     bucket: Bucket | None = None
     """The first full bucket when refused."""
     used: int = 0
+    ahead: int = 0
+    """Refused with room left: this many runs ahead in line get it first."""
 
 
 class QuotaLedger:
@@ -151,7 +156,8 @@ class QuotaLedger:
         return out
 
     def _bucket(self, spec: QuotaSpec, start: int, end: int) -> Bucket:
-        return Bucket(spec, start, end, self._keys.quota(spec.name, spec.scope, start))
+        line = self._keys.line(spec.name, spec.scope) if spec.line else ""
+        return Bucket(spec, start, end, self._keys.quota(spec.name, spec.scope, start), line)
 
     def spend(self, holder: str, buckets: Sequence[Bucket], *, now: float | None = None) -> SpendResult:
         """Take one slot of every bucket for ``holder``, or none. Idempotent per holder.
@@ -167,8 +173,9 @@ class QuotaLedger:
         verdict = _text(answer[0])
         if verdict == "ok":
             return SpendResult(True)
-        if verdict == "quota":
-            return SpendResult(False, buckets[int(str(answer[1])) - 1], int(str(answer[2])))
+        if verdict in ("quota", "line"):
+            return SpendResult(False, buckets[int(str(answer[1])) - 1], int(str(answer[2])),
+                               int(str(answer[3])) if verdict == "line" else 0)  # fmt: skip
         raise ClockSkew(f"the buckets do not contain the server's time ({verdict})")
 
     def refund(self, holder: str, keys: Sequence[str]) -> None:
@@ -186,6 +193,25 @@ class QuotaLedger:
         pipe.scard(pending_key(committed))
         used, pending = pipe.execute()
         return QuotaUsage(spec.name, spec.scope, spec.limit, int(used), int(pending), start, float(end))
+
+    def admission_lines(self, quotas: Sequence[Sequence[QuotaSpec]], now: float) -> list[dict[str, object]]:
+        """For ``run_create.lua``: one line per quota a run will spend (its first, ordered spec), with the
+        current windows' committed sets of it and of the quota's yearly spec, if any."""
+        out: list[dict[str, object]] = []
+        for specs in quotas:
+            daily, *rest = specs
+            start, end = daily.window.containing(now)
+            line: dict[str, object] = {
+                "name": daily.name, "line": self._keys.line(daily.name, daily.scope),
+                "committed": self._keys.quota(daily.name, daily.scope, start), "limit": daily.limit,
+                "window_end": end, "window_s": end - start,
+            }  # fmt: skip
+            if rest:
+                ystart, yend = rest[0].window.containing(now)
+                line["yearly"] = {"committed": self._keys.quota(rest[0].name, rest[0].scope, ystart),
+                                  "limit": rest[0].limit, "window_end": yend}  # fmt: skip
+            out.append(line)
+        return out
 
     def server_time(self) -> float:
         seconds, micros = self._r.time()

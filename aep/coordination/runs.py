@@ -157,13 +157,39 @@ def task_id(run_id: str, step: str, generation: int) -> str:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """When a new run is expected to spend its quotas: ``now`` (in the current windows), ``waits`` (for
+    the window opening at ``opens_at``, at ``place`` in its line), ``never`` (a limit of 0), or
+    ``refused`` (``on_quota="fail"``: nothing was recorded). A forecast from the ledger; ``quotas`` has
+    one entry per quota (used, limit, runs ahead in line)."""
+
+    verdict: str
+    opens_at: float = 0.0
+    place: int = 0
+    quotas: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> Admission | None:
+        if not text:
+            return None
+        raw = json.loads(text)
+        quotas = raw.get("quotas") or []
+        return cls(raw["verdict"], float(raw.get("opens_at") or 0), int(raw.get("place") or 0),
+                   quotas if isinstance(quotas, list) else [])  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Created:
-    verdict: str  # created | existing | relaunched
+    verdict: str  # created | existing | relaunched | refused | resumed
     run_id: str
     status: RunStatus
     step: str
     seq: int
     generation: int
+    admission: Admission | None = None
 
     @property
     def needs_wakeup(self) -> bool:
@@ -247,10 +273,11 @@ class Left:
 
 @dataclass(frozen=True)
 class IntentResult:
-    verdict: str  # ok | lost | cancelled | exists | quota | skew
+    verdict: str  # ok | lost | cancelled | exists | quota | line | skew
     now: float = 0.0
     bucket: Bucket | None = None
     used: int = 0
+    ahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -304,6 +331,9 @@ class RunLedger:
         first_step: str,
         run_id: str,
         idempotency_key: str | None = None,
+        lines: Sequence[dict[str, Any]] = (),
+        priority: int = 1,
+        refuse_unless_now: bool = False,
     ) -> Created:
         """Record a run with its first carrier, or return the run that owns ``idempotency_key``.
 
@@ -318,15 +348,17 @@ class RunLedger:
             "idempotency_key": idempotency_key or "",
         }
         event = {"step": first_step, "event": "created", "detail": f"by {started_by}"}
+        admission = {"holder": run_id, "priority": priority, "refuse_unless_now": refuse_unless_now,
+                     "lines": list(lines)}  # fmt: skip
         k = self.keys
         raw = self._create(
             keys=[k.idempotency(idempotency_key or "-"), k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.runs,
                   k.carriers],
             args=[run_id, json.dumps(fields), json.dumps(event), int(self.ttl_s), self.grace_s,
-                  "1" if idempotency_key else "0", self._now(), k.prefix],
+                  "1" if idempotency_key else "0", self._now(), k.prefix, json.dumps(admission)],
         )  # fmt: skip
-        verdict, rid, status, step, seq, gen = (_text(x) for x in raw)
-        return Created(verdict, rid, RunStatus(status), step, int(seq), int(gen))
+        verdict, rid, status, step, seq, gen, forecast = (_text(x) for x in raw)
+        return Created(verdict, rid, RunStatus(status), step, int(seq), int(gen), Admission.parse(forecast))
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -391,9 +423,10 @@ class RunLedger:
             return IntentResult("ok", float(items[1]))
         if verdict == "exists":
             return IntentResult("exists", float(items[1]))
-        if verdict in ("quota", "skew"):
+        if verdict in ("quota", "skew", "line"):
             bucket = buckets[int(items[1]) - 1]
-            return IntentResult(verdict, bucket=bucket, used=int(items[2]) if len(items) > 2 else 0)
+            return IntentResult(verdict, bucket=bucket, used=int(items[2]) if len(items) > 2 else 0,
+                                ahead=int(items[3]) if len(items) > 3 else 0)  # fmt: skip
         return IntentResult(verdict)
 
     def unintent(self, run_id: str, token: str, step: str) -> None:

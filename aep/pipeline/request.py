@@ -73,6 +73,11 @@ class ActivationRequest(BaseModel):
         return list(self.segment_ids) or audiences_of(self.activation_info)
 
     @property
+    def from_schedule(self) -> bool:
+        """Started by a beat schedule (``started_by`` ``schedule:<name>``): it may spend held-back slots."""
+        return self.started_by.startswith("schedule:")
+
+    @property
     def audiences(self) -> list[str]:
         return audiences_of(self.activation_info)
 

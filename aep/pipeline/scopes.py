@@ -49,6 +49,11 @@ class QuotaLimits:
         return self.adhoc_per_day if quota is Quota.ADHOC else self.segment_jobs_per_day
 
 
+def quotas_of(segment_job: bool) -> list[Quota]:
+    """The quotas a run spends: an ad-hoc activation always, an on-demand segment job when it runs one."""
+    return [*([Quota.SEGMENT_JOBS] if segment_job else []), Quota.ADHOC]
+
+
 def scope(quota: Quota | str, *, org_id: str, sandbox: str | None) -> str:
     if not org_id:
         raise ValueError("a quota scope needs the org id (AEP_ORG_ID)")
@@ -57,12 +62,18 @@ def scope(quota: Quota | str, *, org_id: str, sandbox: str | None) -> str:
     return f"{org_id}/{sandbox or DEFAULT_SANDBOX}"
 
 
-def specs(quota: Quota, limits: QuotaLimits, *, org_id: str, sandbox: str | None) -> list[QuotaSpec]:
-    """The quota windows one POST of ``quota`` spends a slot of: the daily one first."""
-    out = [QuotaSpec(quota.value, scope(quota, org_id=org_id, sandbox=sandbox), limits.daily(quota),
-                     DailyWindow(limits.window_s))]  # fmt: skip
+def specs(
+    quota: Quota, limits: QuotaLimits, *, org_id: str, sandbox: str | None, schedule: bool = True
+) -> list[QuotaSpec]:
+    """The quota windows one POST of ``quota`` spends a slot of: the daily one first (runs spend it in line).
+
+    A run that no beat schedule started (``schedule=False``) may not spend the daily slots held back for
+    schedules (``QUOTA_RESERVED_FOR_SCHEDULES``): its daily limit is lower by that many.
+    """
+    daily = limits.daily(quota) - (0 if schedule else limits.reserved_for_schedules.get(quota.value, 0))
+    where = scope(quota, org_id=org_id, sandbox=sandbox)
+    out = [QuotaSpec(quota.value, where, daily, DailyWindow(limits.window_s), line=True)]
     if quota is Quota.SEGMENT_JOBS:
         yearly = limits.segment_jobs_per_year[limits.sandbox_type(sandbox)]
-        where = scope(quota, org_id=org_id, sandbox=sandbox)
         out.append(QuotaSpec(YEARLY, where, yearly, YearlyWindow(*limits.year_start)))
     return out

@@ -37,7 +37,9 @@ def test_run_json_then_status_json_follow_a_run_to_success(make_stack):
     table = cli(stack, "status", run_id)
     assert "poll_activation" in table.stdout and "SUCCEEDED" in table.stdout
     quota = cli(stack, "quota", "--json")
-    assert {q["quota"]: q["used"] for q in json.loads(quota.stdout)} == {"adhoc": 1, "segment_jobs": 1}
+    assert {q["quota"]: q["used"] for q in json.loads(quota.stdout)} == {
+        "adhoc": 1, "segment_jobs": 1, "segment_jobs_year": 1,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,7 @@ def test_runs_started_by_the_previous_release_are_finished_by_this_one(make_stac
     assert accepted.get(paths.SEGMENT_JOBS) == 2 and accepted.get(paths.EXPORT_JOBS) == 2, accepted
     assert accepted.get(paths.ADHOC_RUN) == 3, accepted
     assert stack.posts().get(paths.ADHOC_RUN) == 3, "no refused or repeated activation attempt"
-    # The previous release's quota slots carried over (its segment-job scope was the bare sandbox name).
+    # The previous release's quota slots carried over (its segment-job scope was the bare sandbox name), and
+    # its segment jobs count against the year too (layout 1 kept no yearly quota).
     used = {u.name: u.used for u in quota_usage()}
-    assert used == {"adhoc": 3, "segment_jobs": 2}, used
+    assert used == {"adhoc": 3, "segment_jobs": 2, "segment_jobs_year": 2}, used

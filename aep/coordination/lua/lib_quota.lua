@@ -4,15 +4,28 @@
 --   {prefix}quota:{name}:{scope}:{window_start}:committed  SET  holders that spent a slot in the window
 --   {prefix}quota:{name}:{scope}:{window_start}:pending    SET  those whose POST outcome is not yet known
 --
--- A bucket is {committed_key, limit, window_start, window_end} (epoch s). `now` is the server's time
--- (TIME) unless a test injects one. A bucket must contain `now`, give or take `edge` seconds (the
+-- A bucket is {committed_key, limit, window_start, window_end, line_key} (epoch s; line_key '' for
+-- none). `now` is the server's time (TIME) unless a test injects one.
+--
+-- The line (ZSET {prefix}line:{name}:{scope}: holder -> rank score, schedules first, then first come)
+-- holds the admitted runs that have not spent yet: a holder may spend only if the slots still free
+-- cover it and every holder ahead of it, so when a window opens the runs are served in order. A bucket must contain `now`, give or take `edge` seconds (the
 -- caller counts a POST near a boundary in both windows): otherwise the caller's clock is off.
 
 local function pending_of(key)
   return string.sub(key, 1, -11) .. ':pending'   -- ':committed' is 10 characters
 end
 
--- Returns {'ok'}, {'quota', i, used} (bucket i is full; nothing written) or {'skew', i}.
+-- How many holders are ahead of `holder` in `line` (0 when it is not in the line).
+local function ahead_in_line(line, holder)
+  if line == nil or line == '' then return 0 end
+  local score = redis.call('ZSCORE', line, holder)
+  if not score then return 0 end
+  return redis.call('ZCOUNT', line, '-inf', '(' .. score)
+end
+
+-- Returns {'ok'}, {'quota', i, used} (bucket i is full; nothing written), {'line', i, used, ahead}
+-- (there is room, but for the holders ahead in line only) or {'skew', i}.
 local function quota_spend(buckets, holder, now, edge)
   for i, b in ipairs(buckets) do
     if now < b[3] - edge or now >= b[4] + edge then return {'skew', i} end
@@ -21,9 +34,12 @@ local function quota_spend(buckets, holder, now, edge)
     if redis.call('SISMEMBER', b[1], holder) == 0 then
       local used = redis.call('SCARD', b[1])
       if used + 1 > b[2] then return {'quota', i, used} end
+      local ahead = ahead_in_line(b[5], holder)
+      if used + ahead + 1 > b[2] then return {'line', i, used, ahead} end
     end
   end
   for _, b in ipairs(buckets) do
+    if b[5] ~= nil and b[5] ~= '' then redis.call('ZREM', b[5], holder) end
     -- Keep both sets until one window after theirs ends (relative to `now`, never <= 0).
     local ttl_ms = math.max(1000, math.floor((b[4] + (b[4] - b[3]) - now) * 1000))
     redis.call('SADD', b[1], holder)

@@ -38,3 +38,18 @@ local function release_locks(lock_keys, owner)
     if redis.call('GET', key) == owner then redis.call('DEL', key) end
   end
 end
+
+-- The run's quota holder: its id, or "{id}#{generation}" after a resume that POSTs again.
+local function holder_of(run_key, run_id)
+  local gen = tonumber(redis.call('HGET', run_key, 'gen') or '0')
+  if gen > 0 then return run_id .. '#' .. gen end
+  return run_id
+end
+
+-- The run leaves the quota lines it joined at creation (it ended without spending, or was cancelled).
+local function leave_lines(run_key, holder)
+  local lines = redis.call('HGET', run_key, 'lines')
+  if lines then
+    for _, line in ipairs(cjson.decode(lines)) do redis.call('ZREM', line, holder) end
+  end
+end

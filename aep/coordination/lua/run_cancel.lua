@@ -27,6 +27,7 @@ redis.call('ZREM', KEYS[4], ARGV[3])
 local lock_keys = {}
 for i = 5, #KEYS do lock_keys[#lock_keys + 1] = KEYS[i] end
 release_locks(lock_keys, ARGV[3])
+leave_lines(KEYS[1], holder_of(KEYS[1], ARGV[3]))
 local detail = 'cancelled by ' .. ARGV[1]
 if unresolved then detail = detail .. '; the outcome of its last POST is unknown, so its AEP job may exist' end
 add_event(KEYS[1], KEYS[2], KEYS[3], {t = now, step = h[2], event = 'cancelled', detail = detail}, '', true)

@@ -5,10 +5,11 @@
 -- KEYS[1]  {prefix}run:{run_id}
 -- ARGV[1]  lease token of this execution   ARGV[2] step name   ARGV[3] quota holder
 -- ARGV[4]  edge (s), see lib_quota.lua     ARGV[5] now (epoch s) from a test, or ''
--- ARGV[6..] buckets, four values each: committed_key, limit, window_start, window_end
+-- ARGV[6..] buckets, five values each: committed_key, limit, window_start, window_end, line_key
 --
 -- Returns {'ok', now}, {'lost'} (the lease is gone), {'cancelled'} (a cancel began or the run ended),
--- {'exists', intent time} (an unresolved intent is already recorded), {'quota', i, used} or {'skew', i}.
+-- {'exists', intent time} (an unresolved intent is already recorded), {'quota', i, used},
+-- {'line', i, used, ahead} or {'skew', i}.
 --#include lib_quota
 --#include lib_run
 local now = server_now(ARGV[5])
@@ -17,8 +18,8 @@ if h[1] ~= ARGV[1] then return {'lost'} end
 if h[2] or is_terminal(h[3]) then return {'cancelled'} end
 if h[4] then return {'exists', h[4]} end
 local buckets, keys = {}, {}
-for i = 6, #ARGV, 4 do
-  buckets[#buckets + 1] = {ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])}
+for i = 6, #ARGV, 5 do
+  buckets[#buckets + 1] = {ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), ARGV[i + 4]}
   keys[#keys + 1] = ARGV[i]
 end
 local spent = quota_spend(buckets, ARGV[3], now, tonumber(ARGV[4]))

@@ -65,6 +65,7 @@ if fin then
   redis.call('HINCRBY', KEYS[1], 'seq', 1)
   redis.call('ZREM', KEYS[4], run_id)
   release_locks(lock_keys, run_id)
+  leave_lines(KEYS[1], holder_of(KEYS[1], run_id))
 else
   local nxt = c['next']
   out[2] = redis.call('HINCRBY', KEYS[1], 'seq', 1)

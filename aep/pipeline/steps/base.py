@@ -110,7 +110,8 @@ class StepContext:
         return self.request.sandbox or self.config.sandbox
 
     def quota_specs(self, quota: Quota) -> list[QuotaSpec]:
-        return specs(quota, self.config.quotas, org_id=self.config.org_id, sandbox=self.sandbox)
+        return specs(quota, self.config.quotas, org_id=self.config.org_id, sandbox=self.sandbox,
+                     schedule=self.request.from_schedule)  # fmt: skip
 
 
 class WaitKind(StrEnum):
@@ -168,6 +169,10 @@ def spend_or_wait(ctx: StepContext, quota: Quota) -> Wait | None:
         return None
     assert result.bucket is not None
     spec = result.bucket.spec
+    if result.verdict == "line":  # room in this window, for the runs ahead in line first
+        reason = (f"{spec.name} quota for {spec.scope}: {result.used} of {spec.limit} used, "
+                  f"{result.ahead} run{'s' if result.ahead != 1 else ''} ahead in line")  # fmt: skip
+        return Wait(ctx.config.activation_poll.initial_s, reason, WaitKind.QUOTA)
     msg = f"{spec.name} quota for {spec.scope} used up ({result.used} of {spec.limit})"
     if ctx.request.on_quota == "fail":
         raise QuotaExhausted(msg, quota=spec.name, reset_at=float(result.bucket.end))
