@@ -62,6 +62,13 @@ def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
     """:func:`start_activation`, returning what happened: ``created``, ``existing`` or ``relaunched``."""
     req = parse_request(request)
     rt = runtime()
+    if req.callback_url is not None:
+        from aep_activator.tasks.callbacks import CallbackRefused, check_url
+
+        try:
+            check_url(req.callback_url, rt.settings)
+        except CallbackRefused as exc:
+            raise InvalidRequest(f"invalid activation request:\n  {exc}") from None
     if req.on_quota == "fail":
         _check_quotas(req)
     first = rt.plan.first(req)
@@ -142,6 +149,9 @@ def cancel_run(run_id: str, *, actor: str = "cli", timeout_s: float | None = Non
                 log.warning("run %s: cancelling its AEP job failed: %s", run_id, exc)
                 rt.ledger.note(run_id, Event(result.step, "cancel-failed", str(exc), pin=True))
         show_revoked(app, cancelled.task_id)
+        from aep_activator.tasks.callbacks import run_ended
+
+        run_ended(app, rt, run_id)  # a run cancelled here ends without a worker: its callback starts here
     elif result.verdict == "missing":
         raise KeyError(run_id)
     return rt.ledger.get(run_id) or record

@@ -16,11 +16,14 @@ A 401 triggers one token refresh and one re-send (AEP did not act on a request i
 
 from __future__ import annotations
 
+import contextlib
+import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
@@ -31,6 +34,7 @@ from urllib3.util.retry import Retry
 
 from aep_activator.aep.api.auth import TokenProvider
 from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_from_exception, error_from_response
+from aep_activator.aep.api.paths import route_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +49,11 @@ class _Trace:
     def next_id(self) -> str:
         self.calls += 1
         return f"{self.prefix}.{self.calls}"
+
+    @property
+    def last_id(self) -> str:
+        """The id of the latest call sent in this block, or the prefix before the first."""
+        return f"{self.prefix}.{self.calls}" if self.calls else self.prefix
 
 
 _trace: ContextVar[_Trace | None] = ContextVar("aep_trace", default=None)
@@ -65,6 +74,47 @@ def tracing(prefix: str) -> Iterator[None]:
 def request_id() -> str:
     trace = _trace.get()
     return trace.next_id() if trace is not None else uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The ``x-request-id`` of the latest call inside the current :func:`tracing` block (for logs)."""
+    trace = _trace.get()
+    return trace.last_id if trace is not None else None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One request as the metrics see it: its route *template* (aep/api/paths.py), never its ids or body.
+    ``status`` is the HTTP status, or ``error`` when no answer came (a timeout, a reset)."""
+
+    route: str
+    method: str
+    status: str
+    duration_s: float
+    request_id: str
+
+
+Observer = Callable[[Observation], None]
+_observer: ContextVar[Observer | None] = ContextVar("aep_observer", default=None)
+
+
+@contextmanager
+def observing(observer: Observer) -> Iterator[None]:
+    """Call ``observer`` once per request sent inside this block (each 401 re-send counts); an observer
+    that raises is ignored: metrics never fail a call."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def _observe(method: str, path: str, status: str, started: float, rid: str | None) -> None:
+    observer = _observer.get()
+    if observer is None:
+        return
+    with contextlib.suppress(Exception):  # a metric must never fail a request
+        observer(Observation(route_of(path), method.upper(), status, time.monotonic() - started, rid or ""))
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -167,20 +217,27 @@ class AEPClient:
         idempotent = method.upper() in IDEMPOTENT
         for attempt in (1, 2):
             token = self._tokens.token()
+            sent = self._headers(token, headers, json is not None)
+            started = time.monotonic()
             try:
                 resp = self._session.request(
                     method,
                     url,
                     json=json,
                     params=params,
-                    headers=self._headers(token, headers, json is not None),
+                    headers=sent,
                     timeout=self._timeout,
                     stream=True,
                     allow_redirects=False,  # a redirected POST would be re-sent, and our headers with it
                 )
                 self._read_body(resp)
             except requests.RequestException as exc:
+                _observe(method, path, "error", started, sent.get("x-request-id"))
                 raise error_from_exception(exc, method=method, url=url, idempotent=idempotent) from None
+            except MalformedResponse:
+                _observe(method, path, str(resp.status_code), started, sent.get("x-request-id"))
+                raise
+            _observe(method, path, str(resp.status_code), started, sent.get("x-request-id"))
             if 200 <= resp.status_code < 300:
                 return resp
             err = error_from_response(resp, idempotent=idempotent)
