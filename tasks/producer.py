@@ -27,7 +27,7 @@ from aep_activator.aep.pipeline.request import ActivationRequest, describe_valid
 from aep_activator.aep.pipeline.scopes import Quota, specs
 from aep_activator.tasks.celery import app
 from aep_activator.tasks.flower_events import show_revoked
-from aep_activator.tasks.runtime import runtime
+from aep_activator.tasks.runtime import Runtime, runtime
 from aep_activator.tasks.wakeups import publish
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,9 @@ def _check_quotas(req: ActivationRequest) -> None:
                 )
 
 
-def quota_usage() -> list[QuotaUsage]:
+def quota_usage(rt: Runtime | None = None) -> list[QuotaUsage]:
     """Every quota this deployment spends, as of now (Redis's clock): used, pending, limit, reset."""
-    rt = runtime()
+    rt = rt or runtime()
     s = rt.settings
     now = rt.quotas.server_time()
     limits = rt.step_config.quotas

@@ -8,7 +8,7 @@ statuses, step names, AEP route templates, methods, HTTP statuses): never an id,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -22,7 +22,7 @@ from aep_activator.aep.coordination.metrics import (
     age_s,
 )
 from aep_activator.aep.coordination.quota import QuotaUsage
-from aep_activator.tasks.runtime import runtime
+from aep_activator.tasks.runtime import Runtime, runtime
 
 RECENT_S = 86400.0
 """``aep_runs`` counts terminal runs that ended within this long (open runs: all of them)."""
@@ -37,12 +37,15 @@ def window_of(usage: QuotaUsage) -> str:
 class RedisCollector(Collector):
     """Reads one deployment's (one key prefix's) figures from Redis on every scrape."""
 
+    def __init__(self, source: Callable[[], Runtime] = runtime) -> None:
+        self._source = source
+
     def collect(self) -> Iterator[Metric]:
         from aep_activator.tasks.producer import quota_usage
 
-        rt = runtime()
+        rt = self._source()
         snap = MetricsStore(rt.redis, rt.keys).read(queue_keys=rt.queue_keys(), recent_s=RECENT_S)
-        yield from quota_metrics(quota_usage())
+        yield from quota_metrics(quota_usage(rt))
         yield from run_metrics(snap)
         yield from aep_metrics(snap)
 
@@ -122,7 +125,7 @@ def _histogram(name: str, doc: str, label: str, values: dict[str, Histogram]) ->
     return family
 
 
-def registry() -> CollectorRegistry:
+def registry(source: Callable[[], Runtime] = runtime) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
-    reg.register(RedisCollector())
+    reg.register(RedisCollector(source))
     return reg
