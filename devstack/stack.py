@@ -169,7 +169,8 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"api exited with {proc.returncode}: {(self.log_dir / 'api.log').read_text()[-2000:]}")
+                tail = (self.log_dir / "api.log").read_text()[-2000:]
+                raise RuntimeError(f"api exited with {proc.returncode}: {tail}")
             try:
                 with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:  # noqa: S310 - loopback
                     if answer.status == 200:

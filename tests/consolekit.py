@@ -30,8 +30,9 @@ def browser() -> Iterator[BrowserContext]:
     profile = tempfile.mkdtemp(prefix="aep-chromium-")
     try:
         with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                           args=ARGS, viewport={"width": 1280, "height": 900})  # fmt: skip
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 900}
+            )
             try:
                 yield context
             finally:

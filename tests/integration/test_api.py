@@ -137,7 +137,7 @@ def test_a_run_started_over_http_succeeds_and_is_read_listed_and_counted(api: Ap
     assert run["status"] == "succeeded"
     assert run["started_by"] == "api:billing"
     assert run["aep_ids"]["flow_run_ids"] and run["aep_ids"]["flow_run_ids"] == [o["run_id"] for o in run["flow_runs"]]
-    assert [e["event"] for e in run["timeline"]][0] == "created"
+    assert run["timeline"][0]["event"] == "created"
     assert run["timeline"][-1]["event"] == "succeeded"
     listed = api.client.get("/v1/runs", params={"status": "succeeded", "limit": 5}, headers=api.producer).json()
     assert created["run_id"] in [x["run_id"] for x in listed["runs"]]
@@ -199,7 +199,8 @@ def test_a_producer_key_cannot_cancel_or_resume_and_an_ops_cancel_and_resume_are
         assert "role ops" in r.json()["error"]
     resumed = api.client.post(f"/v1/runs/{failing}/resume", headers=api.ops)
     assert resumed.status_code == 200, resumed.text
-    assert any(e["event"] == "resumed" and e["detail"].endswith("by api:ops1 (ops)") for e in resumed.json()["timeline"])
+    timeline = resumed.json()["timeline"]
+    assert any(e["event"] == "resumed" and e["detail"].endswith("by api:ops1 (ops)") for e in timeline)
     wait_terminal(api, failing)
     assert api.client.post(f"/v1/runs/{failing}/cancel", headers=api.ops).status_code == 409
     assert api.client.post("/v1/runs/nope/cancel", headers=api.ops).status_code == 404

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,14 +76,14 @@ def test_the_dashboard_parses_and_every_panel_queries_an_exported_metric() -> No
 
 
 @pytest.fixture
-def promtool() -> Iterator[str]:
+def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
         message = "promtool is missing: apt-get install -y prometheus (.ci/run installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    yield path
+    return path
 
 
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass(promtool: str) -> None:
