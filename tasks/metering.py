@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aep_activator.aep.api.client import Observation, observing
+from aep_activator.aep.api.observe import Observation, observing
 from aep_activator.aep.coordination.metrics import StepMeter
 from aep_activator.aep.coordination.runs import Change, RunRecord, RunStatus
 from aep_activator.aep.pipeline.steps.base import WaitKind

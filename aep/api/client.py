@@ -16,14 +16,12 @@ A 401 triggers one token refresh and one re-send (AEP did not act on a request i
 
 from __future__ import annotations
 
-import contextlib
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
@@ -34,7 +32,7 @@ from urllib3.util.retry import Retry
 
 from aep_activator.aep.api.auth import TokenProvider
 from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_from_exception, error_from_response
-from aep_activator.aep.api.paths import route_of
+from aep_activator.aep.api.observe import notify
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -81,40 +79,6 @@ def current_request_id() -> str | None:
     trace = _trace.get()
     return trace.last_id if trace is not None else None
 
-
-@dataclass(frozen=True)
-class Observation:
-    """One request as the metrics see it: its route *template* (aep/api/paths.py), never its ids or body.
-    ``status`` is the HTTP status, or ``error`` when no answer came (a timeout, a reset)."""
-
-    route: str
-    method: str
-    status: str
-    duration_s: float
-    request_id: str
-
-
-Observer = Callable[[Observation], None]
-_observer: ContextVar[Observer | None] = ContextVar("aep_observer", default=None)
-
-
-@contextmanager
-def observing(observer: Observer) -> Iterator[None]:
-    """Call ``observer`` once per request sent inside this block (each 401 re-send counts); an observer
-    that raises is ignored: metrics never fail a call."""
-    token = _observer.set(observer)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
-
-
-def _observe(method: str, path: str, status: str, started: float, rid: str | None) -> None:
-    observer = _observer.get()
-    if observer is None:
-        return
-    with contextlib.suppress(Exception):  # a metric must never fail a request
-        observer(Observation(route_of(path), method.upper(), status, time.monotonic() - started, rid or ""))
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -232,12 +196,12 @@ class AEPClient:
                 )
                 self._read_body(resp)
             except requests.RequestException as exc:
-                _observe(method, path, "error", started, sent.get("x-request-id"))
+                notify(method, path, "error", started, sent.get("x-request-id"))
                 raise error_from_exception(exc, method=method, url=url, idempotent=idempotent) from None
             except MalformedResponse:
-                _observe(method, path, str(resp.status_code), started, sent.get("x-request-id"))
+                notify(method, path, str(resp.status_code), started, sent.get("x-request-id"))
                 raise
-            _observe(method, path, str(resp.status_code), started, sent.get("x-request-id"))
+            notify(method, path, str(resp.status_code), started, sent.get("x-request-id"))
             if 200 <= resp.status_code < 300:
                 return resp
             err = error_from_response(resp, idempotent=idempotent)
