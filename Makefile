@@ -6,7 +6,7 @@ INSTALLED = $(VENV)/.installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-x -k quota'`.
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench chaos clean
+.PHONY: install test lint demo bench chaos screenshots clean
 
 install: $(INSTALLED)
 
@@ -31,6 +31,10 @@ bench: $(INSTALLED)
 
 chaos: $(INSTALLED)
 	CHAOS_SCALE=full $(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
+
+# The README's console screenshots (docs/console-*.png), taken with Debian's chromium; CI never runs this.
+screenshots: $(INSTALLED)
+	$(PY) -m tests.screenshots
 
 # Caches and build output only; the venv stays (rm -rf $(VENV) to rebuild it from scratch).
 clean:

@@ -8,8 +8,9 @@ names every bad variable and why, and never echoes a value (it could be a secret
 from __future__ import annotations
 
 import calendar
+import re
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
@@ -49,6 +50,7 @@ def mask_url_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:**********@{host}"))
 
 
+API_KEY_ENTRY = re.compile(r"[A-Za-z0-9_.-]{1,64}:(producer|ops):[0-9a-fA-F]{64}")
 HttpUrlStr = Annotated[str, AfterValidator(_http_url)]
 RedisUrl = Annotated[str, AfterValidator(_redis_url)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -159,6 +161,23 @@ class Settings(BaseSettings):
     # --- Schedules --------------------------------------------------------------------------------
     aep_schedules_file: str = "config/schedules.toml"
 
+    # --- HTTP API and run console (aep-activator api) -----------------------------------------
+    # Comma-separated name:role:sha256hex (role producer or ops; the SHA-256 of the key, never the key).
+    api_keys: SecretStr | None = None
+    api_address: str = "127.0.0.1"
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    # --- Completion callbacks -----------------------------------------------------------------
+    # Comma-separated host names a request's callback_url may name; empty: callbacks are refused.
+    callback_hosts: str = ""
+    callback_secret: SecretStr | None = None
+    callback_timeout_s: Seconds = 10.0
+    callback_retry_max: Annotated[int, Field(ge=0, le=50)] = 8
+    callback_retry_initial_s: Seconds = 5.0
+
+    # --- Logs -------------------------------------------------------------------------------------
+    log_format: Literal["text", "json"] = "text"
+
     @model_validator(mode="after")
     def _timeouts_fit(self) -> Settings:
         if self.visibility_timeout_s <= self.task_time_limit_s:
@@ -182,6 +201,12 @@ class Settings(BaseSettings):
                 f"({post_timeout:g}): a POST that AEP accepted may not be in its lists sooner, and the step would "
                 "POST again"
             )
+        if self.api_keys is not None:
+            for i, entry in enumerate(self.api_keys.get_secret_value().split(","), 1):
+                if not API_KEY_ENTRY.fullmatch(entry.strip()):
+                    raise ValueError(f"API_KEYS: entry {i} must look like name:producer|ops:<64 hex digits of SHA-256>")
+        if self.callback_host_list and self.callback_secret is None:
+            raise ValueError("CALLBACK_SECRET: required when CALLBACK_HOSTS is set (callbacks are signed)")
         if self.flower_basic_auth is not None:
             user, sep, password = self.flower_basic_auth.get_secret_value().partition(":")
             if not (user and sep and password):
@@ -201,6 +226,10 @@ class Settings(BaseSettings):
     def reserved_for_schedules(self) -> dict[str, int]:
         pairs = self.quota_reserved_for_schedules.split(",") if self.quota_reserved_for_schedules else []
         return {q: int(n) for q, _, n in (p.partition(":") for p in pairs)}
+
+    @property
+    def callback_host_list(self) -> list[str]:
+        return [h.strip().lower() for h in self.callback_hosts.split(",") if h.strip()]
 
     def aep_problems(self) -> list[str]:
         """What is missing to call AEP: an empty list means the credentials are complete."""

@@ -1,6 +1,7 @@
 """``make demo``: one full activation against the embedded simulator, start to finish.
 
-It finds or starts a Redis, starts the simulator at high speed, a real worker and Flower on loopback,
+It finds or starts a Redis, starts the simulator at high speed, a real worker, Flower and the API server
+(the run console, with a one-off ops key) on loopback,
 enqueues ``examples/activation-request.json``, shows the steps live and prints the run's summary.
 Everything runs under a key prefix and queue of its own, so a demo never spends or blocks the quota
 of another demo, a test run or a real deployment sharing the same Redis. Then it stops what it started.
@@ -120,6 +121,11 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
         flower, flower_url, creds = _start_flower(stack)
         if flower is not None:
             console.print(f"[bold]flower[/bold]     {flower_url}  (user:password {creds})")
+        from aep_activator.workers.api.keys import new_key
+
+        api_key, entry = new_key("demo", "ops")
+        api_url = stack.start_api(_free_port(), env={"API_KEYS": entry})
+        console.print(f"[bold]console[/bold]    {api_url}/console  (API key {api_key}, role ops; also /v1, /metrics)")
         stack.wait_worker_ready(worker, timeout_s=60)
         console.print(f"[bold]worker[/bold]     ready (logs in {stack.log_dir})")
 

@@ -50,6 +50,7 @@ class Stack:
     env_overrides: dict[str, str] = field(default_factory=dict)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aep-stack-")))
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    servers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @classmethod
     def start(
@@ -152,6 +153,32 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError(f"worker not ready after {timeout_s}s: {[p.name for p in logs]}")
 
+    def start_api(self, port: int, *, env: dict[str, str] | None = None, timeout_s: float = 30) -> str:
+        """``aep-activator api`` on loopback ``port`` (a real process); returns its base URL once /healthz answers."""
+        import urllib.request
+
+        full = {**os.environ, **self.env(), **(env or {}), "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_dir / "api.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aep_activator.workers", "api", "--address", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT, env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.servers.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (self.log_dir / "api.log").read_text()[-2000:]
+                raise RuntimeError(f"api exited with {proc.returncode}: {tail}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as answer:  # noqa: S310 - loopback
+                    if answer.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"api not answering after {timeout_s}s")
+
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
@@ -172,9 +199,10 @@ class Stack:
                 pass
 
     def stop(self) -> None:
-        for proc in self.workers:
+        for proc in [*self.servers, *self.workers]:
             self.stop_worker(proc)
         self.workers.clear()
+        self.servers.clear()
         self.simulator.stop()
         self.delete_keys()
 

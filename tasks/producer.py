@@ -28,7 +28,7 @@ from aep_activator.aep.pipeline.scopes import Quota, quotas_of, specs
 from aep_activator.config.settings import SettingsError
 from aep_activator.tasks.celery import app
 from aep_activator.tasks.flower_events import show_revoked
-from aep_activator.tasks.runtime import runtime
+from aep_activator.tasks.runtime import Runtime, runtime
 from aep_activator.tasks.wakeups import publish
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,13 @@ def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
     rt = runtime()
     s = rt.settings
     req = with_sandbox(parse_request(request), s.aep_sandbox_name, s.sandboxes)
+    if req.callback_url is not None:
+        from aep_activator.tasks.callbacks import CallbackRefused, check_url
+
+        try:
+            check_url(req.callback_url, s)
+        except CallbackRefused as exc:
+            raise InvalidRequest(f"invalid activation request:\n  {exc}") from None
     if not s.aep_org_id:
         raise SettingsError(
             "invalid configuration:\n  AEP_ORG_ID: required to record a run (AEP keeps its quotas per org)"
@@ -105,25 +112,25 @@ def _explain(adm: Admission | None) -> str:
     return "; ".join(f"{q['quota']}: {q['used']} of {q['limit']} used, {q['ahead']} ahead in line" for q in waits)
 
 
-def known_sandboxes() -> list[str | None]:
+def known_sandboxes(rt: Runtime | None = None) -> list[str | None]:
     """The sandboxes this deployment serves: the default, the allow-list and the typed ones, in that order."""
-    s = runtime().settings
+    s = (rt or runtime()).settings
     return list(dict.fromkeys([s.aep_sandbox_name, *s.sandboxes, *s.sandbox_types]))
 
 
-def quota_usage(sandboxes: list[str | None] | None = None) -> list[QuotaUsage]:
+def quota_usage(rt: Runtime | None = None, sandboxes: list[str | None] | None = None) -> list[QuotaUsage]:
     """Every quota this deployment spends, as of now (Redis's clock): used, pending, limit, reset.
 
     The org's ad-hoc quota once, then each sandbox's daily and yearly segment-job quotas. Raises
     ``ValueError`` when AEP_ORG_ID is not set (a quota is kept per org).
     """
-    rt = runtime()
+    rt = rt or runtime()
     s = rt.settings
     now = rt.quotas.server_time()
     limits = rt.step_config.quotas
     org = s.aep_org_id or ""
     out = [rt.quotas.usage(spec, now) for spec in specs(Quota.ADHOC, limits, org_id=org, sandbox=None)]
-    for sandbox in sandboxes if sandboxes is not None else known_sandboxes():
+    for sandbox in sandboxes if sandboxes is not None else known_sandboxes(rt):
         out += [rt.quotas.usage(spec, now) for spec in specs(Quota.SEGMENT_JOBS, limits, org_id=org, sandbox=sandbox)]
     return out
 
@@ -165,6 +172,9 @@ def cancel_run(run_id: str, *, actor: str = "cli", timeout_s: float | None = Non
                 log.warning("run %s: cancelling its AEP job failed: %s", run_id, exc)
                 rt.ledger.note(run_id, Event(result.step, "cancel-failed", str(exc), pin=True))
         show_revoked(app, cancelled.task_id)
+        from aep_activator.tasks.callbacks import run_ended
+
+        run_ended(app, rt, run_id)  # a run cancelled here ends without a worker: its callback starts here
     elif result.verdict == "missing":
         raise KeyError(run_id)
     return rt.ledger.get(run_id) or record

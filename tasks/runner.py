@@ -44,6 +44,7 @@ from aep_activator.aep.api.errors import (
     TransientError,
     Unaccounted,
 )
+from aep_activator.aep.coordination.metrics import StepMeter
 from aep_activator.aep.coordination.quota import QuotaSpec
 from aep_activator.aep.coordination.runs import (
     Change,
@@ -60,7 +61,7 @@ from aep_activator.aep.pipeline.backoff import backoff
 from aep_activator.aep.pipeline.plan import Step
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aep.pipeline.steps.base import WAITING_ON_US, Done, RunCancelled, StepContext, Wait, WaitKind
-from aep_activator.tasks import crashpoints
+from aep_activator.tasks import callbacks, crashpoints, logcontext, metering
 from aep_activator.tasks.runtime import Runtime, runtime
 from aep_activator.tasks.wakeups import publish
 
@@ -158,17 +159,26 @@ def execute_once(rt: Runtime, step: Step, run_id: str, seq: int) -> Executed:
         log.info("run %s: dropping %s seq %s (%s %s)", run_id, step.name, seq, entry.verdict, entry.detail)
         return Executed("dropped")
     record = entry.record
+    with logcontext.bind(**logcontext.of_record(record, step.name)):
+        return _execute_entered(rt, step, record, token, entry.now)
+
+
+def _execute_entered(rt: Runtime, step: Step, record: RunRecord, token: str, server_now: float) -> Executed:
+    run_id = record.run_id
     crashpoints.reached("entered", run_id, step.name)
-    execution = LeasedExecution(rt, record, token, entry.now)
+    execution = LeasedExecution(rt, record, token, server_now)
+    meter = StepMeter()
     result: dict[str, Any] | BaseException
     if record.cancel_requested:
         change, result = _cancelled(step, record)
     else:
         try:
-            change, result = _outcome(rt, step, record, execution)
+            with metering.observe(meter):
+                change, result = _outcome(rt, step, record, execution)
         except Ignore:
             return Executed("dropped")
     crashpoints.reached("answered", run_id, step.name)
+    metering.count(meter, step.name, record, change, execution.now())
     lock_keys = rt.lock_keys(record) if change.finish_status else []
     left = rt.ledger.leave(run_id, token, change, lock_keys=lock_keys)
     if not left.ok:
@@ -192,6 +202,8 @@ def execute(task: Task, step: Step, run_id: str, seq: int) -> dict[str, Any]:
     if nxt is not None and nxt.publish:
         publish(task.app, rt, run_id, nxt.step, done.seq, done.generation)
         crashpoints.reached("published", run_id, step.name)
+    if done.change.finish_status is not None:
+        callbacks.run_ended(task.app, rt, run_id)  # never raises: a callback never fails a step
     if isinstance(done.result, BaseException):
         raise done.result
     return done.result or {}

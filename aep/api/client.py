@@ -16,6 +16,7 @@ A 401 triggers one token refresh and one re-send (AEP did not act on a request i
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from urllib3.util.retry import Retry
 
 from aep_activator.aep.api.auth import TokenProvider
 from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_from_exception, error_from_response
+from aep_activator.aep.api.observe import notify
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,6 +47,11 @@ class _Trace:
     def next_id(self) -> str:
         self.calls += 1
         return f"{self.prefix}.{self.calls}"
+
+    @property
+    def last_id(self) -> str:
+        """The id of the latest call sent in this block, or the prefix before the first."""
+        return f"{self.prefix}.{self.calls}" if self.calls else self.prefix
 
 
 _trace: ContextVar[_Trace | None] = ContextVar("aep_trace", default=None)
@@ -65,6 +72,13 @@ def tracing(prefix: str) -> Iterator[None]:
 def request_id() -> str:
     trace = _trace.get()
     return trace.next_id() if trace is not None else uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The ``x-request-id`` of the latest call inside the current :func:`tracing` block (for logs)."""
+    trace = _trace.get()
+    return trace.last_id if trace is not None else None
+
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -180,20 +194,27 @@ class AEPClient:
         idempotent = method.upper() in IDEMPOTENT
         for attempt in (1, 2):
             token = self._tokens.token()
+            sent = self._headers(token, headers, json is not None)
+            started = time.monotonic()
             try:
                 resp = self._session.request(
                     method,
                     url,
                     json=json,
                     params=params,
-                    headers=self._headers(token, headers, json is not None),
+                    headers=sent,
                     timeout=self._timeout,
                     stream=True,
                     allow_redirects=False,  # a redirected POST would be re-sent, and our headers with it
                 )
                 self._read_body(resp)
             except requests.RequestException as exc:
+                notify(method, path, "error", started, sent.get("x-request-id"))
                 raise error_from_exception(exc, method=method, url=url, idempotent=idempotent) from None
+            except MalformedResponse:
+                notify(method, path, str(resp.status_code), started, sent.get("x-request-id"))
+                raise
+            notify(method, path, str(resp.status_code), started, sent.get("x-request-id"))
             if 200 <= resp.status_code < 300:
                 return resp
             err = error_from_response(resp, idempotent=idempotent)

@@ -26,3 +26,20 @@ SANDBOX_MANAGEMENT = "/data/foundation/sandbox-management"
 
 POSTS = (SEGMENT_JOBS, EXPORT_JOBS, ADHOC_RUN)
 """The three POSTs that create something at AEP (and may spend a quota): never re-sent blindly."""
+
+ROUTES = (IMS_TOKEN, SEGMENT_JOBS, SEGMENT_JOB, EXPORT_JOBS, EXPORT_JOB, ADHOC_RUN, FLOW_RUNS, FLOW_RUN, FLOWS, FLOW,
+          SANDBOX_MANAGEMENT)  # fmt: skip
+"""Every route template this system calls: the label values of the request metrics (never an id)."""
+
+
+def route_of(path: str) -> str:
+    """The route template a request path matches (``/…/segment/jobs/abc`` -> ``…/segment/jobs/{id}``),
+    or ``other``: a metric label never carries an id."""
+    path = path.split("?", 1)[0].rstrip("/")
+    for template in ROUTES:
+        head, sep, _ = template.partition("{id}")
+        if not sep and path == template:
+            return template
+        if sep and path.startswith(head) and "/" not in path[len(head) :] and len(path) > len(head):
+            return template
+    return "other"

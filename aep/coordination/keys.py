@@ -10,6 +10,10 @@ Key layout (relative to the prefix)::
                                               recoveries, the end), JSON, oldest first
     runs                              ZSET    run id -> created_at (epoch s); trimmed to RUN_RECORD_TTL_S
     idem:{key}                        STRING  run id of an idempotency key
+    status:{status}                   ZSET    run id -> created_at (open statuses) or the time it ended
+                                              (terminal ones, trimmed to RUN_RECORD_TTL_S): metrics.py
+    metrics                           HASH    counters the metrics are read from (metrics.py)
+    callback:{run_id}                 STRING  the run's completion callback: queued | delivered | failed
     carriers                          ZSET    run id -> epoch s at which the watchdog (re)publishes
                                               the run's current step (carriers.py)
     owner:{kind}:{aep_id}             STRING  run id that created or adopted an AEP job or flow run
@@ -45,6 +49,13 @@ class Keys:
         self.runs = f"{prefix}runs"
         self.carriers = f"{prefix}carriers"
         self.migration_lock = f"{prefix}watchdog:lock"
+        self.metrics = f"{prefix}metrics"
+
+    def status(self, status: str) -> str:
+        return f"{self.prefix}status:{status}"
+
+    def callback(self, run_id: str) -> str:
+        return f"{self.prefix}callback:{run_id}"
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}"

@@ -26,6 +26,7 @@ Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout
     wait_until, waiting_reason, wait_kind, wait_since   the current wait
     failure_kind, failure_step, error                    why a failed run failed (FailureKind)
     cancel_requested    who began a cancel             recoveries   watchdog re-publications
+    step_since          epoch s the run reached its current step (the step-duration metric)
     last_event          the coalescing key of the newest timeline event
 
 Times written by the scripts come from Redis ``TIME`` (one clock for every host); tests inject a
@@ -123,6 +124,7 @@ class RunRecord:
     failure: Failure | None = None
     cancel_requested: str | None = None
     recoveries: int = 0
+    step_since: float | None = None
     intents: dict[str, float] = field(default_factory=dict)
     spent: dict[str, dict[str, Any]] = field(default_factory=dict)
     layout: str = LAYOUT
@@ -238,6 +240,8 @@ class Change:
     next: Next | None = None
     finish_status: RunStatus | None = None
     failure: Failure | None = None
+    metrics: dict[str, int] = field(default_factory=dict)
+    """Counters to add to ``{prefix}metrics`` in the same script (aep/coordination/metrics.py)."""
 
     def payload(self, ttl_s: float, grace_s: float) -> str:
         if (self.next is None) == (self.finish_status is None):
@@ -252,6 +256,8 @@ class Change:
             "ttl_s": int(ttl_s),
             "grace_s": grace_s,
         }
+        if self.metrics:
+            body["metrics"] = dict(self.metrics)
         if self.next is not None:
             body["next"] = asdict(self.next)
         if self.finish_status is not None:
@@ -391,7 +397,7 @@ class RunLedger:
         k = self.keys
         raw = self._enter(
             keys=[k.run(run_id), k.carriers, k.timeline(run_id), k.pinned(run_id)],
-            args=[step, seq, token, lease_s, self._now(), run_id],
+            args=[step, seq, token, lease_s, self._now(), run_id, k.prefix],
         )
         items = [_text(x) for x in raw]
         if items[0] != "ok":
@@ -468,7 +474,7 @@ class RunLedger:
         k = self.keys
         raw = self._cancel(
             keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers, *lock_keys],
-            args=[actor, self._now(), run_id, int(self.ttl_s)],
+            args=[actor, self._now(), run_id, int(self.ttl_s), k.prefix],
         )
         items = [_text(x) for x in raw]
         if items[0] == "cancelled":
@@ -485,7 +491,7 @@ class RunLedger:
         raw = self._resume(
             keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers],
             args=[step, json.dumps(list(forget)), "1" if new_generation else "0", actor, self._now(), run_id,
-                  self.grace_s, int(self.ttl_s)],
+                  self.grace_s, int(self.ttl_s), k.prefix],
         )  # fmt: skip
         items = [_text(x) for x in raw]
         if items[0] != "ok":
@@ -538,6 +544,7 @@ def parse_record(run_id: str, raw: dict[str, str]) -> RunRecord:
         failure=failure,
         cancel_requested=text("cancel_requested"),
         recoveries=int(raw.get("recoveries") or 0),
+        step_since=num("step_since"),
         intents={k.split(":", 1)[1]: float(v) for k, v in raw.items() if k.startswith("intent:") and v},
         spent={k.split(":", 1)[1]: json.loads(v) for k, v in raw.items() if k.startswith("spent:") and v},
         layout=raw.get("v") or "1",

@@ -26,6 +26,8 @@ from aep_activator.aep.pipeline.steps.base import CancelFn, StepFn
 TASK_PREFIX = "activation."
 TASK_START = "activation.start"
 """The public task other services may ``send_task``: an activation request as kwargs."""
+TASK_CALLBACK = "activation.callback"
+"""POSTs a run's terminal status to its request's ``callback_url`` (tasks/callbacks.py); not a step."""
 
 
 def _always(_: ActivationRequest) -> bool:

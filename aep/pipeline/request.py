@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from aep_activator.aep.api.models import (
     MAX_SEGMENTS_PER_ON_DEMAND_JOB,
@@ -19,6 +20,18 @@ from aep_activator.config.validation import describe_validation_error
 __all__ = ["ActivationRequest", "describe_validation_error"]
 
 IdempotencyKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _callback_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://hooks.example.com/aep")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials (the POST is signed with CALLBACK_SECRET instead)")
+    return value
+
+
+CallbackUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_callback_url)]
 
 
 class ActivationRequest(BaseModel):
@@ -47,6 +60,10 @@ class ActivationRequest(BaseModel):
         default=None, description="the AEP sandbox (x-sandbox-name); default: AEP_SANDBOX_NAME, set at enqueue"
     )
     started_by: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
+    callback_url: CallbackUrl | None = Field(
+        default=None,
+        description="POSTed the run's terminal status, signed with HMAC-SHA256; its host must be in CALLBACK_HOSTS",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ActivationRequest:

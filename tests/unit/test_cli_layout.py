@@ -120,7 +120,7 @@ def test_every_command_a_command_module_defines_is_registered_under_its_name() -
     assert group.main.commands == registered
     assert set(registered) == {
         "run", "status", "runs", "cancel", "resume", "quota",
-        "worker", "beat", "flower", "schedules", "config",
+        "worker", "beat", "flower", "schedules", "config", "api", "api-key",
         "simulator", "demo",
     }
 

@@ -15,7 +15,7 @@ from aep_activator.config.settings import Settings
 from aep_activator.workers.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("simulator", "worker", "beat", "flower")
+APP_SERVICES = ("simulator", "worker", "beat", "flower", "api")
 KNOWN_VARS = {name.upper() for name in Settings.model_fields} | {"FLOWER_BASIC_AUTH"}
 
 
@@ -67,8 +67,9 @@ def test_the_command_checker_rejects_unknown_subcommands_and_options() -> None:
         check_cli_command(["aep-activator", "scheduler"])
 
 
-def test_compose_has_the_five_services(compose: dict[str, Any]) -> None:
-    assert set(services(compose)) == {"redis", *APP_SERVICES}
+def test_compose_has_the_app_services_redis_and_an_optional_prometheus(compose: dict[str, Any]) -> None:
+    assert set(services(compose)) == {"redis", "prometheus", *APP_SERVICES}
+    assert services(compose)["prometheus"]["profiles"] == ["monitoring"]
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -112,8 +113,30 @@ def test_flower_listens_on_all_container_interfaces_but_publishes_on_host_loopba
     assert "flower-data:/app/.flower" in flower["volumes"]
 
 
-def test_only_flower_publishes_a_port(compose: dict[str, Any]) -> None:
-    assert [name for name, s in services(compose).items() if "ports" in s] == ["flower"]
+def test_only_flower_the_api_and_prometheus_publish_ports_and_only_on_host_loopback(compose: dict[str, Any]) -> None:
+    published = {name: s["ports"] for name, s in services(compose).items() if "ports" in s}
+    assert published == {"flower": ["127.0.0.1:5555:5555"], "api": ["127.0.0.1:8000:8000"],
+                         "prometheus": ["127.0.0.1:9090:9090"]}  # fmt: skip
+
+
+def test_the_api_binds_all_container_interfaces_takes_its_keys_from_the_environment_and_has_a_health_check(
+    compose: dict[str, Any],
+) -> None:
+    api = services(compose)["api"]
+    assert api["command"] == ["aep-activator", "api", "--address", "0.0.0.0"]
+    assert "--insecure-no-auth" not in api["command"]
+    assert api["environment"]["API_KEYS"] == "${API_KEYS:-}"
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_prometheus_mounts_the_shipped_rules_and_scrapes_the_api_with_a_key_file(compose: dict[str, Any]) -> None:
+    volumes = services(compose)["prometheus"]["volumes"]
+    for path in ("deploy/prometheus/prometheus.yml", "deploy/prometheus/alerts.yml"):
+        assert any(v.startswith(f"./{path}:") for v in volumes) and (REPO / path).exists()
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    job = config["scrape_configs"][0]
+    assert job["static_configs"][0]["targets"] == ["api:8000"]
+    assert job["authorization"]["credentials_file"] == "/etc/prometheus/api-key"
 
 
 def test_the_simulator_binds_all_interfaces_so_the_worker_can_reach_it(compose: dict[str, Any]) -> None:
@@ -128,6 +151,7 @@ def test_the_simulator_binds_all_interfaces_so_the_worker_can_reach_it(compose: 
         ("worker", {"redis": "service_healthy", "simulator": "service_started"}),
         ("beat", {"redis": "service_healthy"}),
         ("flower", {"redis": "service_healthy"}),
+        ("api", {"redis": "service_healthy"}),
     ],
 )
 def test_services_wait_for_a_healthy_redis(compose: dict[str, Any], name: str, expected: dict[str, str]) -> None:
@@ -152,10 +176,10 @@ def procfile() -> dict[str, str]:
 
 
 def test_the_procfile_has_a_line_per_process() -> None:
-    assert set(procfile()) == {"worker", "beat", "flower", "simulator"}
+    assert set(procfile()) == {"worker", "beat", "flower", "simulator", "api"}
 
 
-@pytest.mark.parametrize("name", ["worker", "beat", "flower", "simulator"])
+@pytest.mark.parametrize("name", ["worker", "beat", "flower", "simulator", "api"])
 def test_each_procfile_line_runs_a_real_cli_command(name: str) -> None:
     argv = shlex.split(procfile()[name])
     assert argv[1] == name

@@ -254,7 +254,7 @@ def test_env_example_values_are_the_real_defaults_and_secrets_are_blank() -> Non
             assert written == "", f"{name.upper()} has no default, so .env.example must leave it blank"
         else:
             assert written == str(field.default), name.upper()
-    for secret in ("AEP_CLIENT_SECRET", "AEP_ACCESS_TOKEN", "FLOWER_BASIC_AUTH"):
+    for secret in ("AEP_CLIENT_SECRET", "AEP_ACCESS_TOKEN", "FLOWER_BASIC_AUTH", "API_KEYS", "CALLBACK_SECRET"):
         assert values[secret] == ""
 
 
@@ -263,3 +263,33 @@ def test_a_copy_of_env_example_loads_and_then_asks_only_for_the_credentials(tmp_
     s = load_settings()
     assert s == Settings.model_construct()  # every value is the default
     assert [p.split(":")[0] for p in s.aep_problems()] == ["AEP_CLIENT_ID", "AEP_ORG_ID", "AEP_CLIENT_SECRET"]
+
+
+def test_api_keys_must_be_name_role_and_a_sha256_and_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    good = "ops1:ops:" + "a" * 64
+    monkeypatch.setenv("API_KEYS", f"{good},billing:producer:{'B' * 64}")
+    assert load_settings().api_keys is not None
+    for bad in ("ops1:admin:" + "a" * 64, "ops1:ops:plain-text-key", "no-colons", f"{good},"):
+        monkeypatch.setenv("API_KEYS", bad)
+        with pytest.raises(SettingsError) as info:
+            load_settings()
+        assert "API_KEYS" in str(info.value)
+        assert "plain-text-key" not in str(info.value)
+    monkeypatch.setenv("API_KEYS", good)
+    assert load_settings().masked()["API_KEYS"] == "**********"
+
+
+def test_callback_hosts_need_a_callback_secret_to_sign_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLBACK_HOSTS", "Hooks.Example.com, 127.0.0.1")
+    with pytest.raises(SettingsError, match="CALLBACK_SECRET"):
+        load_settings()
+    monkeypatch.setenv("CALLBACK_SECRET", SECRET)
+    s = load_settings()
+    assert s.callback_host_list == ["hooks.example.com", "127.0.0.1"]
+    assert SECRET not in repr(s) and s.masked()["CALLBACK_SECRET"] == "**********"
+
+
+def test_log_format_is_text_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOG_FORMAT", "yaml")
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        load_settings()

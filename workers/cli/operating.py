@@ -212,4 +212,65 @@ def config_check(need_aep: bool) -> None:
     console.print("[green]configuration OK[/green]")
 
 
-COMMANDS = (worker, beat, flower, schedules, config)
+# --- api ---------------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--address", default=None, help="Bind address (default API_ADDRESS, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default API_PORT, 8000).")
+@click.option("--insecure-no-auth", is_flag=True, help="Serve WITHOUT API keys: everyone is ops (default: refuse to).")
+def api(address: str | None, port: int | None, insecure_no_auth: bool) -> None:
+    """Serve the HTTP API, the run console (/console) and /metrics, with uvicorn.
+
+    Keys come from API_KEYS (name:role:sha256hex, see `aep-activator api-key`); without any the server
+    refuses to start unless --insecure-no-auth is given. /healthz is the only route open without a key.
+    """
+    s = settings_or_exit()
+    address = address or s.api_address
+    port = port or s.api_port
+    from aep_activator.workers.api.keys import KeyRing
+
+    keyring = None
+    if s.api_keys is not None:
+        try:
+            keyring = KeyRing.parse(s.api_keys.get_secret_value())
+        except ValueError as exc:
+            fail(str(exc))
+    elif not insecure_no_auth:
+        fail("API_KEYS is not set: the API would be open to anyone who can reach it. Create a key with "
+             "`aep-activator api-key NAME ops` and set API_KEYS, or pass --insecure-no-auth")  # fmt: skip
+    if keyring is None:
+        warning = f"the API on {address}:{port} runs WITHOUT AUTHENTICATION: anyone who can reach it can start, " \
+            "cancel and resume runs"
+        err_console.print(Panel(warning, title="INSECURE", border_style="red"))
+    elif address not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/yellow] the API binds {address}: serve it behind TLS")
+    from aep_activator.workers.logs import configure_logging
+
+    configure_logging(s.log_format)
+    use_settings(s)
+    ping_redis()
+    import uvicorn
+
+    from aep_activator.workers.api import create_app
+
+    console.print(f"api: http://{address}:{port}/console (the console), /v1 (the API), /metrics, /docs")
+    uvicorn.run(create_app(keyring), host=address, port=port, log_config=None, access_log=True,
+                proxy_headers=False, server_header=False)  # fmt: skip
+
+
+@click.command("api-key")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["producer", "ops"]))
+def api_key(name: str, role: str) -> None:
+    """Print a new random API key and its API_KEYS entry (only the entry's hash is stored)."""
+    from aep_activator.workers.api.keys import new_key
+
+    if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
+        fail("NAME: letters, digits, '-', '_' and '.' only, at most 64")
+    key, entry = new_key(name, role)  # type: ignore[arg-type]
+    console.print(f"key (give it to the caller; it is not stored anywhere): {key}")
+    console.print(f"API_KEYS entry (add it, comma separated):            {entry}")
+
+
+COMMANDS = (worker, beat, flower, schedules, config, api, api_key)

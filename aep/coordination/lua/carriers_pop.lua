@@ -4,8 +4,9 @@
 -- KEYS[1]  {prefix}carriers   ZSET run id -> epoch s at which the run's current step must be published
 -- KEYS[2..] the broker queue's lists (kombu: the queue name, and one per priority step)
 -- ARGV[1]  now (epoch s) from a test, or ''   ARGV[2] at most this many   ARGV[3] grace (s)
--- ARGV[4]  key prefix: the run hashes {prefix}run:{run_id} are read and written (not in KEYS:
---          a standalone or Sentinel Redis, not Redis Cluster)
+-- ARGV[4]  key prefix: the run hashes {prefix}run:{run_id} are read and written, recoveries are
+--          counted in {prefix}metrics (recover|rewake, recover|recover) and a vanished run leaves the
+--          status index (not in KEYS: a standalone or Sentinel Redis, not Redis Cluster)
 --
 -- A member's carrier is 'due' (a wait ended: a normal wake-up), 'woken' (a wake-up was published
 -- `grace` ago and no execution took the run: the message was lost or is still queued: 'rewake') or
@@ -28,6 +29,9 @@ for i = 1, #due, 2 do
   local h = redis.call('HMGET', rk, 'status', 'step', 'seq', 'gen', 'carrier', 'v')
   if not h[1] or is_terminal(h[1]) or h[6] ~= LAYOUT then
     redis.call('ZREM', KEYS[1], run_id)
+    if not h[1] then
+      for _, s in ipairs({'queued', 'running', 'waiting'}) do redis.call('ZREM', ARGV[4] .. 'status:' .. s, run_id) end
+    end
   else
     local kind, late = 'wake', now - score
     if h[5] == 'woken' then kind = 'rewake'; late = now - (score - grace) end
@@ -44,6 +48,7 @@ for i = 1, #due, 2 do
     end
     if kind == 'rewake' or kind == 'recover' then
       redis.call('HINCRBY', rk, 'recoveries', 1)
+      redis.call('HINCRBY', ARGV[4] .. 'metrics', 'recover|' .. kind, 1)
       local what = 'its last execution stopped without ending the step (lease ran out)'
       if kind == 'rewake' then what = 'no execution took its wake-up message (lost, or still queued)' end
       add_event(rk, rk .. ':timeline', rk .. ':pinned', {t = now, step = h[2], event = 'recovered',

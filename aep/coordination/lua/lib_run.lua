@@ -32,6 +32,28 @@ local function keep(ttl_s, ...)
   for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl_s) end
 end
 
+-- The status index (aep/coordination/metrics.py): {prefix}status:{status} ZSET run id -> created_at
+-- while open, or the time it ended once terminal (trimmed to `ttl`). Written only when the status
+-- changes, so a poll that stays 'running' costs nothing here. An end is also counted (finish|status).
+local function index_status(prefix, run_id, run_key, old, new, now, ttl)
+  if prefix == nil or prefix == '' or old == new then return end
+  if old then redis.call('ZREM', prefix .. 'status:' .. old, run_id) end
+  if TERMINAL[new] then
+    redis.call('ZADD', prefix .. 'status:' .. new, now, run_id)
+    redis.call('ZREMRANGEBYSCORE', prefix .. 'status:' .. new, '-inf', now - ttl)
+    redis.call('HINCRBY', prefix .. 'metrics', 'finish|' .. new, 1)
+  else
+    local created = tonumber(redis.call('HGET', run_key, 'created_at') or '') or now
+    redis.call('ZADD', prefix .. 'status:' .. new, created, run_id)
+  end
+end
+
+-- Add a step's counters (Change.metrics: field -> increment) to {prefix}metrics.
+local function add_metrics(prefix, metrics)
+  if prefix == nil or prefix == '' or metrics == nil then return end
+  for k, v in pairs(metrics) do redis.call('HINCRBY', prefix .. 'metrics', k, v) end
+end
+
 -- Delete the audience locks `owner` holds among `lock_keys` (locks held by others stay).
 local function release_locks(lock_keys, owner)
   for _, key in ipairs(lock_keys) do

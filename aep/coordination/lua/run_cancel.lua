@@ -3,7 +3,7 @@
 -- KEYS[1]  {prefix}run:{run_id}   KEYS[2] its timeline   KEYS[3] its pinned events   KEYS[4] {prefix}carriers
 -- KEYS[5..] audience lock keys, released if the run holds them
 -- ARGV[1]  who cancels (e.g. 'cli', 'api:ops-key (ops)')   ARGV[2] now (epoch s) from a test, or ''
--- ARGV[3]  run id   ARGV[4] ttl (s)
+-- ARGV[3]  run id   ARGV[4] ttl (s)   ARGV[5] key prefix, for the status index (or '')
 --
 -- The first call marks the run cancel-requested, so no execution can record a new POST intent. If
 -- an execution holds the run while its step's intent is unresolved (a POST may be in flight), it
@@ -24,6 +24,7 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'carrier', '', 'updated_at', 
 redis.call('HDEL', KEYS[1], 'lease', 'lease_until', 'wait_until', 'waiting_reason', 'wait_kind', 'wait_since')
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('ZREM', KEYS[4], ARGV[3])
+index_status(ARGV[5], ARGV[3], KEYS[1], h[1], 'cancelled', now, tonumber(ARGV[4]))
 local lock_keys = {}
 for i = 5, #KEYS do lock_keys[#lock_keys + 1] = KEYS[i] end
 release_locks(lock_keys, ARGV[3])

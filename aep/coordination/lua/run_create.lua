@@ -90,7 +90,7 @@ local fields = cjson.decode(ARGV[2])
 local flat = {}
 for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 redis.call('HSET', KEYS[2], 'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0, 'attempt', 0, 'errors', 0,
-  'carrier', 'woken', 'created_at', now, 'updated_at', now, unpack(flat))
+  'carrier', 'woken', 'created_at', now, 'updated_at', now, 'step_since', now, unpack(flat))
 redis.call('ZADD', KEYS[6], now + grace, ARGV[1])
 local lines = {}
 for _, l in ipairs(adm['lines'] or {}) do
@@ -102,6 +102,7 @@ local ev = cjson.decode(ARGV[3])
 ev['t'] = now
 add_event(KEYS[2], KEYS[3], KEYS[4], ev, '', true)
 redis.call('ZADD', KEYS[5], now, ARGV[1])
+index_status(ARGV[8], ARGV[1], KEYS[2], nil, 'queued', now, ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
 keep(ttl, KEYS[2], KEYS[3], KEYS[4])
 if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl) end

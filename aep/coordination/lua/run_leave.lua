@@ -9,9 +9,11 @@
 -- The change: {set = {field = string}, del = {field}, events = {{step, event, detail, pin, key}},
 --   claims = {{kind, aep_id}}, settle = step name or '' (its quota slot is no longer pending),
 --   status = 'running'|'waiting', next = {step, delay_s, publish, same_step} or absent,
---   finish = {status, failure_kind, failure_step, error} or absent, ttl_s, grace_s, holder}
+--   finish = {status, failure_kind, failure_step, error} or absent, ttl_s, grace_s, holder,
+--   metrics = {field = increment} (HINCRBY on {prefix}metrics: aep/coordination/metrics.py)}
 -- `next.publish`: the caller publishes the wake-up now, so the carrier's deadline is now + grace;
--- otherwise the watchdog publishes it at now + delay_s.
+-- otherwise the watchdog publishes it at now + delay_s. A status change moves the run in the status
+-- index ({prefix}status:{status}); a new step records `step_since` (the step-duration metric).
 --
 -- Returns {'lost'} when this execution no longer holds the run (its lease ran out and another took
 -- over, or the run was cancelled): nothing is written. Else {'ok', seq, conflict1, owner1, …} where
@@ -19,7 +21,9 @@
 --#include lib_quota
 --#include lib_run
 local now = server_now(ARGV[3])
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return {'lost'} end
+local held = redis.call('HMGET', KEYS[1], 'lease', 'status')
+if held[1] ~= ARGV[1] then return {'lost'} end
+local old_status = held[2] or nil
 local c = cjson.decode(ARGV[2])
 local run_id = ARGV[4]
 local ttl = tonumber(c['ttl_s'])
@@ -52,6 +56,8 @@ for _, e in ipairs(c['events'] or {}) do
     e['key'], e['pin'])
 end
 
+add_metrics(ARGV[5], c['metrics'])
+
 local lock_keys = {}
 for i = 5, #KEYS do lock_keys[#lock_keys + 1] = KEYS[i] end
 
@@ -66,13 +72,19 @@ if fin then
   redis.call('ZREM', KEYS[4], run_id)
   release_locks(lock_keys, run_id)
   leave_lines(KEYS[1], holder_of(KEYS[1], run_id))
+  index_status(ARGV[5], run_id, KEYS[1], old_status, fin['status'], now, ttl)
 else
   local nxt = c['next']
   out[2] = redis.call('HINCRBY', KEYS[1], 'seq', 1)
   local due = now + tonumber(nxt['delay_s'])
   local carrier = 'due'
   if nxt['publish'] then due = now + tonumber(c['grace_s']); carrier = 'woken' end
-  redis.call('HSET', KEYS[1], 'step', nxt['step'], 'status', c['status'], 'carrier', carrier)
+  if nxt['same_step'] then
+    redis.call('HSET', KEYS[1], 'step', nxt['step'], 'status', c['status'], 'carrier', carrier)
+  else
+    redis.call('HSET', KEYS[1], 'step', nxt['step'], 'status', c['status'], 'carrier', carrier, 'step_since', now)
+  end
+  index_status(ARGV[5], run_id, KEYS[1], old_status, c['status'], now, ttl)
   redis.call('HDEL', KEYS[1], 'lease', 'lease_until')
   if nxt['same_step'] then
     redis.call('HINCRBY', KEYS[1], 'attempt', 1)

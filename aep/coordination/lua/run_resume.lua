@@ -4,6 +4,7 @@
 -- ARGV[1]  step to resume at   ARGV[2] fields to forget (JSON list)   ARGV[3] '1': a new generation
 --          (the step POSTs again, and spends quota under a new holder)   ARGV[4] who resumes
 -- ARGV[5]  now (epoch s) from a test, or ''   ARGV[6] run id   ARGV[7] grace (s)   ARGV[8] ttl (s)
+-- ARGV[9]  key prefix, for the status index (or '')
 --
 -- Returns {'ok', step, seq, gen} or {'not-failed', status} (only a failed run can be resumed).
 --#include lib_quota
@@ -20,8 +21,9 @@ redis.call('HDEL', KEYS[1], unpack(forget))
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'gen', 1) end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'status', 'queued', 'step', ARGV[1], 'attempt', 0, 'errors', 0, 'carrier', 'woken',
-  'updated_at', now)
+  'updated_at', now, 'step_since', now)
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[7]), ARGV[6])
+index_status(ARGV[9], ARGV[6], KEYS[1], 'failed', 'queued', now, tonumber(ARGV[8]))
 add_event(KEYS[1], KEYS[2], KEYS[3], {t = now, step = ARGV[1], event = 'resumed',
   detail = 'resumed at ' .. ARGV[1] .. ' by ' .. ARGV[4]}, '', true)
 keep(tonumber(ARGV[8]), KEYS[1], KEYS[2], KEYS[3])
