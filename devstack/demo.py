@@ -84,7 +84,8 @@ def summary(run: RunRecord, rt: Any) -> Table:
     from aep_activator.tasks.producer import quota_usage
 
     for usage in quota_usage():
-        table.add_row(f"quota {usage.name}", f"{usage.remaining} of {usage.limit} left today (demo namespace)")
+        period = "this contract year" if usage.name.endswith("_year") else "today"
+        table.add_row(f"quota {usage.name}", f"{usage.remaining} of {usage.limit} left {period} (demo namespace)")
     if run.error:
         table.add_row("error", run.error)
     return table
@@ -129,15 +130,17 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
         stack.wait_worker_ready(worker, timeout_s=60)
         console.print(f"[bold]worker[/bold]     ready (logs in {stack.log_dir})")
 
-        from aep_activator.tasks import runtime, start_activation
+        from aep_activator.tasks import runtime
         from aep_activator.tasks.celery import configure
+        from aep_activator.tasks.producer import describe_admission, start, step_names
 
         configure(stack.settings())
-        run_id = start_activation(req.model_copy(update={"started_by": "demo"}))
-        from aep_activator.tasks.producer import step_names
-
+        created = start(req.model_copy(update={"started_by": "demo"}))
+        run_id = created.run_id
         steps = step_names(req)
         console.print(f"[bold]run[/bold]        {run_id}: {' → '.join(steps)}")
+        if created.admission:
+            console.print(f"[bold]admission[/bold]  {describe_admission(created.admission)}")
         rt = runtime.runtime()
         run = rt.ledger.get(run_id)
         assert run is not None

@@ -107,6 +107,20 @@ def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
     return created
 
 
+def describe_admission(adm: Admission, *, now: float | None = None) -> str:
+    """The admission in words: when the run is expected to spend its quotas."""
+    import datetime as dt
+
+    if adm.verdict == "now":
+        return "expected to spend its quota slots in the current window"
+    if adm.verdict == "never":
+        return "a quota it needs has a limit of 0: it would wait forever; cancel it or raise the limit"
+    when = dt.datetime.fromtimestamp(adm.opens_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    left = max(0.0, adm.opens_at - (time.time() if now is None else now))
+    hours, minutes = int(left // 3600), int(left % 3600 // 60)
+    return f"waits for the window that opens {when} (in {hours} h {minutes} min), place {adm.place} in line"
+
+
 def _explain(adm: Admission | None) -> str:
     waits = [q for q in (adm.quotas if adm else []) if q["verdict"] != "now"]
     return "; ".join(f"{q['quota']}: {q['used']} of {q['limit']} used, {q['ahead']} ahead in line" for q in waits)

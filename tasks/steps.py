@@ -51,9 +51,11 @@ def start(self: Task, **request: Any) -> dict[str, Any]:
     recorded: services that need every request carried should use the Python producer (or the HTTP API),
     which records the run before any message exists.
     """
-    from aep_activator.tasks.producer import start_activation
+    from aep_activator.tasks.producer import start
 
     # A redelivered start message (the worker died after recording the run) must not start a second
     # run: without a producer's key, the message's own id is the idempotency key.
     request.setdefault("idempotency_key", f"task:{self.request.id}")
-    return {"run_id": start_activation(request)}
+    created = start(request)
+    admission = created.admission.to_dict() if created.admission else None
+    return {"run_id": created.run_id, "verdict": created.verdict, "admission": admission}

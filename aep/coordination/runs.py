@@ -353,7 +353,7 @@ class RunLedger:
             "step": first_step,
             "idempotency_key": idempotency_key or "",
         }
-        event = {"step": first_step, "event": "created", "detail": f"by {started_by}"}
+        event = {"step": "queued", "event": "created", "detail": f"by {started_by}"}
         admission = {"holder": run_id, "priority": priority, "refuse_unless_now": refuse_unless_now,
                      "lines": list(lines)}  # fmt: skip
         k = self.keys

@@ -131,7 +131,7 @@ def test_a_run_started_over_http_succeeds_and_is_read_listed_and_counted(api: Ap
     r = api.client.post("/v1/runs", json=v2(), headers=api.producer)
     assert r.status_code == 201, r.text
     created = r.json()
-    assert created["verdict"] == "created" and created["admission"] is None
+    assert created["verdict"] == "created" and created["admission"]["verdict"] == "now"
     assert created["url"] == f"/v1/runs/{created['run_id']}"
     run = wait_terminal(api, created["run_id"])
     assert run["status"] == "succeeded"

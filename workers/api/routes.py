@@ -23,12 +23,24 @@ from aep_activator.workers.api.keys import Principal
 router = APIRouter(prefix="/v1")
 
 
-class Admission(BaseModel):
-    """Coming with the quotas issue: whether the run starts now or waits for a quota window."""
+class QuotaForecast(BaseModel):
+    quota: str
+    verdict: Literal["now", "waits", "never"]
+    used: int
+    limit: int
+    ahead: int = Field(description="admitted runs ahead of this one in the quota's line that have not spent yet")
+    opens_at: float = Field(description="Unix time of the window it waits for (0: now)")
+    place: int = Field(description="its place in that window's line (0: now)")
 
-    decision: Literal["now", "wait"]
-    starts_at: float | None = Field(default=None, description="Unix time the run is expected to start")
-    reason: str | None = None
+
+class Admission(BaseModel):
+    """A forecast from the quota ledger when the run was recorded (admission reserves nothing): it spends
+    its quotas in the current windows (``now``), or waits for the window opening at ``opens_at``."""
+
+    verdict: Literal["now", "waits", "never"]
+    opens_at: float
+    place: int
+    quotas: list[QuotaForecast]
 
 
 class RunCreated(BaseModel):
@@ -40,9 +52,7 @@ class RunCreated(BaseModel):
     step: str
     url: str
     admission: Admission | None = Field(
-        default=None,
-        description="Always null for now. Coming: the admission answer (starts now, or waits until a time). "
-        "Clients must accept both null and an object.",
+        default=None, description="when the run is expected to spend its quotas; null for an existing run"
     )
 
 
@@ -96,8 +106,10 @@ def create_run(
         retry = max(1, int((exc.reset_at or 0) - time.time()))
         return JSONResponse({"error": exc.message, "quota": exc.quota, "reset_at": exc.reset_at}, status_code=429,
                             headers={"Retry-After": str(retry)})  # fmt: skip
+    admission = Admission.model_validate(created.admission.to_dict()) if created.admission else None
     answer = RunCreated(run_id=created.run_id, verdict=created.verdict, status=created.status.value,
-                        step=created.step, url=str(request.url_for("get_run", run_id=created.run_id).path))  # fmt: skip
+                        step=created.step, url=str(request.url_for("get_run", run_id=created.run_id).path),
+                        admission=admission)  # fmt: skip
     return JSONResponse(answer.model_dump(mode="json"), status_code=200 if created.verdict == "existing" else 201)
 
 

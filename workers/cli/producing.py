@@ -72,7 +72,7 @@ def _read(path: str) -> str:
 def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     """Start an activation from REQUEST_FILE (JSON; '-' for stdin) and/or flags. Prints the run id."""
     from aep_activator.aep.api.errors import QuotaExhausted
-    from aep_activator.tasks.producer import InvalidRequest, parse_request, start_activation
+    from aep_activator.tasks.producer import InvalidRequest, describe_admission, parse_request, start
 
     if not request_file and not flags["destination"]:
         fail("give a REQUEST_FILE or at least one --destination")
@@ -85,15 +85,21 @@ def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
         fail(str(exc))
     ping_redis()
     try:
-        run_id = start_activation(req)
+        created = start(req)
+    except InvalidRequest as exc:
+        fail(str(exc))
     except QuotaExhausted as exc:
         fail(f"{exc.message} (on_quota=fail)", code=4)
+    run_id = created.run_id
     if as_json:
-        click.echo(json.dumps({"run_id": run_id}))
+        admission = created.admission.to_dict() if created.admission else None
+        click.echo(json.dumps({"run_id": run_id, "verdict": created.verdict, "admission": admission}))
     else:
         from aep_activator.tasks.producer import step_names
 
-        console.print(f"run [bold]{run_id}[/bold] queued ({' → '.join(step_names(req))})")
+        console.print(f"run [bold]{run_id}[/bold] {created.verdict} ({' → '.join(step_names(req))})")
+        if created.admission:
+            console.print(f"quota: {describe_admission(created.admission)}")
         console.print(f"follow it with: aep-activator status --watch {run_id}")
 
 
