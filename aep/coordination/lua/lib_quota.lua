@@ -7,10 +7,13 @@
 -- A bucket is {committed_key, limit, window_start, window_end, line_key} (epoch s; line_key '' for
 -- none). `now` is the server's time (TIME) unless a test injects one.
 --
--- The line (ZSET {prefix}line:{name}:{scope}: holder -> rank score, schedules first, then first come)
--- holds the admitted runs that have not spent yet: a holder may spend only if the slots still free
--- cover it and every holder ahead of it, so when a window opens the runs are served in order. A bucket must contain `now`, give or take `edge` seconds (the
--- caller counts a POST near a boundary in both windows): otherwise the caller's clock is off.
+-- The line (ZSET {prefix}line:{name}:{scope}: holder -> rank score) holds the admitted runs that
+-- have not spent yet. Its order: runs told 'now' and schedules, by time of admission (score = time),
+-- then the other runs, first come (score = 1e11 + time). A holder may spend only if the slots still
+-- free cover it and every holder ahead of it, so when a window opens the runs are served in order.
+--
+-- A bucket must contain `now`, give or take `edge` seconds (the caller counts a POST near a
+-- boundary in both windows): otherwise the caller's clock is off.
 
 local function pending_of(key)
   return string.sub(key, 1, -11) .. ':pending'   -- ':committed' is 10 characters

@@ -49,6 +49,7 @@ end
 local adm = cjson.decode(ARGV[9])
 local score = tonumber(adm['priority'] or 1) * 1e11 + now   -- schedules first, then first come
 local forecast = {verdict = 'now', opens_at = 0, place = 0, quotas = {}}
+local scores = {}
 for _, l in ipairs(adm['lines'] or {}) do
   redis.call('ZREMRANGEBYSCORE', l['line'], 0, now - ttl)                 -- runs long gone: producers
   redis.call('ZREMRANGEBYSCORE', l['line'], 1e11, 1e11 + now - ttl)       -- ... and schedules
@@ -71,6 +72,9 @@ for _, l in ipairs(adm['lines'] or {}) do
     q['opens_at'] = tonumber(y['window_end'])
     q['place'] = ahead + 1
   end
+  -- A holder told 'now' keeps that place: it ranks with the schedules (by time), so a schedule
+  -- admitted after it is served after it, and before the producers still waiting.
+  scores[#scores + 1] = (q['verdict'] == 'now') and now or score
   forecast['quotas'][#forecast['quotas'] + 1] = q
   if q['verdict'] == 'never' then
     forecast['verdict'] = 'never'
@@ -93,8 +97,8 @@ redis.call('HSET', KEYS[2], 'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0,
   'carrier', 'woken', 'created_at', now, 'updated_at', now, 'step_since', now, unpack(flat))
 redis.call('ZADD', KEYS[6], now + grace, ARGV[1])
 local lines = {}
-for _, l in ipairs(adm['lines'] or {}) do
-  redis.call('ZADD', l['line'], score, adm['holder'])
+for i, l in ipairs(adm['lines'] or {}) do
+  redis.call('ZADD', l['line'], scores[i], adm['holder'])
   lines[#lines + 1] = l['line']
 end
 if #lines > 0 then redis.call('HSET', KEYS[2], 'lines', cjson.encode(lines)) end
