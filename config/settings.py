@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     quota_edge_s: Annotated[float, Field(ge=0, le=3600)] = 60.0
     audience_lock_ttl_s: Seconds = 8 * 3600.0
 
+    # How often beat reconciles the quota ledger with the segment jobs AEP counts (0: never).
+    reconcile_interval_s: Annotated[float, Field(ge=0)] = 900.0
+
     # --- Exactly-once and recovery ---------------------------------------------------------------
     # After a POST whose answer was lost, AEP's lists must still not show its job this long after it was
     # sent before the step may POST again (the proof of non-acceptance, aep/pipeline/steps/looks.py).

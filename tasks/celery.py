@@ -73,7 +73,7 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "enable_utc": True,
         "timezone": "UTC",
         "task_default_queue": s.aep_queue,
-        "imports": ["aep_activator.tasks.steps", "aep_activator.tasks.callbacks"],
+        "imports": ["aep_activator.tasks.steps", "aep_activator.tasks.callbacks", "aep_activator.tasks.periodic"],
     }
 
 

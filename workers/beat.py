@@ -99,6 +99,18 @@ def beat_schedule(schedules: ActivationSchedules, queue: str) -> dict[str, dict[
     }
 
 
+RECONCILE_ENTRY = "aep-activator:reconcile"
+
+
+def reconcile_entry(settings: Settings) -> dict[str, dict[str, Any]]:
+    if not settings.reconcile_interval_s:
+        return {}
+    from aep_activator.tasks.periodic import TASK_RECONCILE
+
+    return {RECONCILE_ENTRY: {"task": TASK_RECONCILE, "schedule": dt.timedelta(seconds=settings.reconcile_interval_s),
+                              "options": {"queue": settings.aep_queue}}}  # fmt: skip
+
+
 def beat_config(
     settings: Settings,
     schedules: ActivationSchedules,
@@ -106,7 +118,8 @@ def beat_config(
     lock_timeout_s: float = LOCK_TIMEOUT_S,
     max_interval_s: float = MAX_INTERVAL_S,
 ) -> dict[str, Any]:
-    """The Celery settings beat adds to the app's: RedBeat under the key prefix, UTC, the entries."""
+    """The Celery settings beat adds to the app's: RedBeat under the key prefix, UTC, the entries, and the
+    reconciliation with AEP every ``RECONCILE_INTERVAL_S`` (tasks/reconcile.py)."""
     if not 0 < max_interval_s * 3 <= lock_timeout_s:
         raise ValueError(
             f"max interval {max_interval_s:g}s must be at most a third of the lock timeout "
@@ -114,7 +127,7 @@ def beat_config(
         )
     return {
         "beat_scheduler": SCHEDULER,
-        "beat_schedule": beat_schedule(schedules, settings.aep_queue),
+        "beat_schedule": {**beat_schedule(schedules, settings.aep_queue), **reconcile_entry(settings)},
         "beat_max_loop_interval": max_interval_s,
         "redbeat_redis_url": settings.redis_url,
         # Explicit, so RedBeat does not fall back to (and warn about) broker_transport_options.

@@ -119,7 +119,7 @@ def test_every_command_a_command_module_defines_is_registered_under_its_name() -
     registered = {c.name: c for module in COMMAND_MODULES.values() for c in module.COMMANDS}
     assert group.main.commands == registered
     assert set(registered) == {
-        "run", "status", "runs", "cancel", "resume", "quota",
+        "run", "status", "runs", "cancel", "resume", "quota", "reconcile",
         "worker", "beat", "flower", "schedules", "config", "api", "api-key",
         "simulator", "demo",
     }

@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.live import Live
 from rich.table import Table
 
-from aep_activator.workers.cli.common import console, fail, ping_redis, settings_or_exit, use_settings, when
+from aep_activator.workers.cli.common import (
+    console,
+    err_console,
+    fail,
+    ping_redis,
+    settings_or_exit,
+    use_settings,
+    when,
+)
 
 
 def _load_request(path: str | None, flags: dict[str, Any]) -> dict[str, Any]:
@@ -221,39 +230,70 @@ def runs(limit: int, as_json: bool) -> None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 def quota(as_json: bool) -> None:
-    """Show each quota: used (spent), pending (POST outcome not yet known), limit and when it resets."""
+    """Show each quota per sandbox: used, pending (POST outcome not yet known), limit and when it resets."""
     from aep_activator.tasks.producer import quota_usage
+    from aep_activator.tasks.reconcile import last_report
+    from aep_activator.tasks.runtime import runtime
 
     s = settings_or_exit()
     use_settings(s)
     ping_redis()
-    rows = quota_usage()
+    try:
+        rows = quota_usage()
+    except ValueError as exc:
+        fail(str(exc))
+    report = last_report(runtime())
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "quota": u.name,
-                        "scope": u.scope,
-                        "used": u.used,
-                        "pending": u.pending,
-                        "limit": u.limit,
-                        "remaining": u.remaining,
-                        "reset_at": u.reset_at,
-                    }
-                    for u in rows
-                ]
-            )
-        )
+        keys = ("quota", "scope", "used", "pending", "limit", "remaining", "reset_at")
+        click.echo(json.dumps([dict(zip(keys, (u.name, u.scope, u.used, u.pending, u.limit, u.remaining, u.reset_at),
+                                            strict=True)) for u in rows]))  # fmt: skip
         return
-    table = Table(title="quotas (UTC windows)")
-    for col in ("quota", "scope", "used", "pending", "limit", "remaining", "resets at (UTC)"):
-        table.add_column(col)
+    org = s.aep_org_id or ""
+    table = Table(title=f"quotas of {org} (times UTC)", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False)  # fmt: skip
+    for col in ("quota", "sandbox", "used", "pending", "limit", "left", "resets at"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("used", "pending", "limit", "left") else "left")
     for u in rows:
-        table.add_row(
-            u.name, u.scope or "-", str(u.used), str(u.pending), str(u.limit), str(u.remaining), when(u.reset_at)
-        )
+        sandbox = u.scope.removeprefix(org + "/") if u.scope != org else "(org)"
+        table.add_row(u.name, sandbox, str(u.used), str(u.pending), str(u.limit), str(u.remaining),
+                      when(u.reset_at)[:16])  # fmt: skip
     console.print(table)
+    for u in rows:
+        if u.name.endswith("_year") and u.limit and u.used >= 0.8 * u.limit:
+            err_console.print(f"[yellow]warning:[/yellow] {u.scope}: {u.used} of {u.limit} on-demand segment jobs "
+                              f"this contract year ({100 * u.used // u.limit} %)")  # fmt: skip
+    if report:
+        for name, sb in report["sandboxes"].items():
+            if sb.get("error"):
+                console.print(f"reconcile ({when(report['at'])}): sandbox {name}: {sb['error']}")
+            else:
+                console.print(f"reconcile ({when(report['at'])}): sandbox {name}: AEP counts {sb['counted_today']} "
+                              f"segment jobs today, {sb['external_today']} not sent by this system "
+                              f"({sb['counted_year']} this year, {sb['external_year']} external)")  # fmt: skip
 
 
-COMMANDS = (run, status, runs, cancel, resume, quota)
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+def reconcile(as_json: bool) -> None:
+    """Count in the quota ledger the segment jobs AEP counts that this system did not send. Never POSTs."""
+    from aep_activator.tasks.reconcile import reconcile as run_reconcile
+    from aep_activator.tasks.runtime import runtime
+
+    s = settings_or_exit()
+    use_settings(s)
+    ping_redis()
+    report = run_reconcile(runtime())
+    if as_json:
+        click.echo(report.to_json())
+        return
+    for name, sb in report.sandboxes.items():
+        console.print(f"sandbox {name}: AEP counts {sb.counted_today} today ({sb.counted_year} this year); "
+                      f"{sb.external_today} not sent by this system, {sb.newly_recorded} newly recorded; "
+                      f"{sb.unclassified} unclassified" + (f"; error: {sb.error}" if sb.error else ""))  # fmt: skip
+    console.print(f"flow runs today on our dataflows by other clients (unclassified): {report.flow_runs_unclassified}")
+    if report.orphaned_flow_runs:
+        console.print(f"[yellow]orphaned[/yellow] flow runs of our client with no run record: "
+                      f"{', '.join(report.orphaned_flow_runs)}")  # fmt: skip
+
+
+COMMANDS = (run, status, runs, cancel, resume, quota, reconcile)
