@@ -21,6 +21,7 @@ from aep_activator.aep.pipeline.schedules import (
     previous_fire_time,
     quota_warnings,
 )
+from aep_activator.aep.pipeline.scopes import QuotaLimits
 from aep_activator.workers.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,6 +41,12 @@ segment_job = {str(segment_job).lower()}
 [schedule.request.activation_info]
 "dataflow-{name}" = ["audience-{name}"]
 """
+
+
+def daily(segment_jobs: int, adhoc: int) -> QuotaLimits:
+    """Daily limits only: a yearly limit no schedule here reaches."""
+    return QuotaLimits(adhoc_per_day=adhoc, segment_jobs_per_day=segment_jobs,
+                       segment_jobs_per_year={"production": 10_000, "development": 10_000})  # fmt: skip
 
 
 def flat(text: str) -> str:
@@ -68,7 +75,9 @@ def test_the_shipped_schedule_file_is_valid_and_uses_the_example_request_ids() -
     assert len(enabled) == 1
     assert enabled[0].request.activation_info == example["activation_info"]
     assert enabled[0].request.segment_ids == example["segment_ids"]
-    assert next_fire_times(enabled[0], 2, NOW) == [NOW.replace(hour=6), NOW.replace(day=2, hour=6)]
+    assert next_fire_times(enabled[0], 2, NOW) == [NOW.replace(hour=6), NOW.replace(day=15, hour=6)]
+    # Within every quota of the shipped defaults, this year and the next.
+    assert quota_warnings(parsed, QuotaLimits(adhoc_per_day=20, segment_jobs_per_day=2), now=NOW, days=60) == []
 
 
 @pytest.mark.parametrize(
@@ -219,7 +228,7 @@ def test_the_previous_fire_time_is_the_slot_at_or_before_now() -> None:
 
 def test_three_daily_segment_job_schedules_warn_against_a_quota_of_two() -> None:
     text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("c", "0 3 * * *")
-    warnings = quota_warnings(parse(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    warnings = quota_warnings(parse(text), daily(2, 20), now=NOW)
     assert len(warnings) == 7  # every day of the week ahead
     assert warnings[0] == (
         "3 segment-job schedule firings on 2026-12-01 against a quota of 2 per sandbox per day (a, b, c)"
@@ -232,12 +241,12 @@ def test_disabled_and_segment_free_schedules_do_not_count_against_the_segment_qu
         + entry("b", "0 2 * * *", enabled=False)
         + entry("c", "0 3 * * *", segment_job=False)
     )
-    assert quota_warnings(parse(text), segment_jobs_per_day=1, adhoc_per_day=20, now=NOW) == []
+    assert quota_warnings(parse(text), daily(1, 20), now=NOW) == []
 
 
 def test_a_weekly_overspend_is_reported_only_on_its_day() -> None:
     text = entry("a", "0 1 * * *") + entry("b", "0 2 * * *") + entry("wed", "0 3 * * wed")
-    warnings = quota_warnings(parse(text), segment_jobs_per_day=2, adhoc_per_day=20, now=NOW)
+    warnings = quota_warnings(parse(text), daily(2, 20), now=NOW)
     assert warnings == [
         "3 segment-job schedule firings on 2026-12-02 against a quota of 2 per sandbox per day (a, b, wed)"
     ]
@@ -245,11 +254,52 @@ def test_a_weekly_overspend_is_reported_only_on_its_day() -> None:
 
 def test_a_schedule_firing_every_half_hour_overspends_the_adhoc_quota() -> None:
     parsed = parse(entry("often", "*/30 * * * *", segment_job=False))
-    warnings = quota_warnings(parsed, segment_jobs_per_day=2, adhoc_per_day=20, now=NOW, days=1)
+    warnings = quota_warnings(parsed, daily(2, 20), now=NOW, days=1)
     assert warnings == [
         "48 ad-hoc activation schedule firings on 2026-12-01 against a quota of 20 per org per day"
         " (often x48)"
     ]
+
+
+def test_segment_job_schedules_count_per_sandbox() -> None:
+    parsed = parse(entry_in("a", "prod") + entry_in("b", "dev"))
+    assert quota_warnings(parsed, daily(1, 20), now=NOW, days=1) == []
+    parsed = parse(entry_in("a", "prod") + entry_in("b", "dev") + entry_in("c", "prod", "0 3 * * *"))
+    assert quota_warnings(parsed, daily(1, 20), now=NOW, days=1) == [
+        "2 segment-job schedule firings on 2026-12-01 against a quota of 1 per sandbox prod per day (a, c)"
+    ]
+
+
+def entry_in(name: str, sandbox: str, cron: str = "0 6 * * *") -> str:
+    return entry(name, cron).replace("version = 2", f'sandbox = "{sandbox}"\nversion = 2')
+
+
+def test_daily_segment_job_schedules_that_outlast_the_yearly_limit_warn_once_per_sandbox() -> None:
+    limits = QuotaLimits(adhoc_per_day=20, segment_jobs_per_day=2, segment_jobs_per_year={"production": 20,
+                         "development": 100}, sandbox_types={"dev": "development"})  # fmt: skip
+    parsed = parse(entry_in("nightly", "prod") + entry_in("dev-nightly", "dev"))
+    assert quota_warnings(parsed, limits, now=NOW) == [
+        "31 segment-job schedule firings in sandbox prod before the contract year renews on 2027-01-01, against "
+        "a yearly limit of 20 (production) (nightly x31)"
+    ]
+    # The contract year renews on 15 December: 14 firings fit in 20 this year, the next year has 365.
+    renews = QuotaLimits(adhoc_per_day=20, segment_jobs_per_day=2, segment_jobs_per_year={"production": 20,
+                         "development": 400}, year_start=(12, 15), sandbox_types={"dev": "development"})  # fmt: skip
+    assert quota_warnings(parsed, renews, now=NOW) == [
+        "365 segment-job schedule firings in sandbox prod in the contract year that opens on 2026-12-15, against "
+        "a yearly limit of 20 (production) (nightly x365)"
+    ]
+
+
+def test_schedule_firings_beyond_the_share_held_back_for_them_are_reported_once() -> None:
+    limits = QuotaLimits(adhoc_per_day=20, segment_jobs_per_day=2, reserved_for_schedules={"adhoc": 1},
+                         segment_jobs_per_year={"production": 10_000})  # fmt: skip
+    parsed = parse(entry("a", "0 6 * * *", segment_job=False) + entry("b", "0 7 * * *", segment_job=False))
+    assert quota_warnings(parsed, limits, now=NOW) == [
+        "2 adhoc schedule firings on 2026-12-01, but QUOTA_RESERVED_FOR_SCHEDULES holds back only 1: the other 1 "
+        "compete with producer runs for the rest of the day's quota"
+    ]
+    assert quota_warnings(parse(entry("a", "0 6 * * *", segment_job=False)), limits, now=NOW) == []
 
 
 # --- CLI ---------------------------------------------------------------------------------------------

@@ -182,9 +182,10 @@ def _load_or_exit(path: str) -> ScheduleFile[Any]:
 
 def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
     from aep_activator.aep.pipeline.schedules import quota_warnings
+    from aep_activator.tasks.runtime import quota_limits
 
-    for warning in quota_warnings(parsed, segment_jobs_per_day=s.quota_segment_jobs_per_day,
-                                  adhoc_per_day=s.quota_adhoc_per_day, now=dt.datetime.now(dt.UTC)):
+    for warning in quota_warnings(parsed, quota_limits(s), now=dt.datetime.now(dt.UTC),
+                                  default_sandbox=s.aep_sandbox_name):
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
