@@ -230,9 +230,7 @@ def test_a_blank_variable_means_unset_and_a_blank_secret_is_not_a_credential(
 
 
 def test_env_example_names_exactly_the_settings_fields() -> None:
-    names = [
-        line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if re.match(r"[A-Z]", line)
-    ]
+    names = [line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines() if re.match(r"[A-Z]", line)]
     assert len(names) == len(set(names)), "a variable is listed twice"
     assert set(names) == set(FIELDS)
 
@@ -293,3 +291,39 @@ def test_log_format_is_text_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOG_FORMAT", "yaml")
     with pytest.raises(SettingsError, match="LOG_FORMAT"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"QUOTA_YEAR_START": "02-29"}, "QUOTA_YEAR_START '02-29' is not a day that exists every year"),
+        ({"QUOTA_YEAR_START": "13-01"}, "QUOTA_YEAR_START '13-01'"),
+        ({"QUOTA_YEAR_START": "1-1"}, "QUOTA_YEAR_START"),
+        ({"QUOTA_RESERVED_FOR_SCHEDULES": "adhoc:21"}, "holds back 21 adhoc slots, more than the daily limit 20"),
+        ({"QUOTA_RESERVED_FOR_SCHEDULES": "segment_jobs:3"}, "holds back 3 segment_jobs slots"),
+        ({"QUOTA_RESERVED_FOR_SCHEDULES": "exports:1"}, "QUOTA_RESERVED_FOR_SCHEDULES"),
+        (
+            {"AEP_SANDBOXES": "prod,dev", "AEP_SANDBOX_NAME": "stage"},
+            "AEP_SANDBOX_NAME 'stage' is not in AEP_SANDBOXES",
+        ),
+        ({"AEP_SANDBOXES": "Prod"}, "AEP_SANDBOXES"),
+        ({"AEP_SANDBOX_TYPES": "prod:staging"}, "AEP_SANDBOX_TYPES"),
+    ],
+)
+def test_bad_sandbox_and_quota_settings_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], words: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=re.escape(words)):
+        load_settings()
+
+
+def test_sandbox_and_quota_settings_read_as_the_readme_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AEP_SANDBOXES", "prod,dev")
+    monkeypatch.setenv("AEP_SANDBOX_TYPES", "prod:production,dev:development")
+    monkeypatch.setenv("QUOTA_RESERVED_FOR_SCHEDULES", "adhoc:2,segment_jobs:1")
+    s = load_settings()
+    assert s.sandboxes == ("prod", "dev")
+    assert s.sandbox_types == {"prod": "production", "dev": "development"}
+    assert s.reserved_for_schedules == {"adhoc": 2, "segment_jobs": 1}
