@@ -72,3 +72,20 @@ def test_a_dataflow_processing_a_scheduled_export_makes_the_activation_wait_inst
     clock.advance(3600)  # the scheduled export ends
     step_once(rt, run_id)
     assert [e["status"] for e in sim.server.ctx.journal.since(0) if e["template"] == paths.ADHOC_RUN] == [200]
+
+
+@pytest.mark.parametrize("create_time", ["²", "1.2.3", "-5", "", "soon", "1e9"])
+def test_a_hostile_first_activation_time_reads_as_unknown_instead_of_crashing_the_step(create_time: str) -> None:
+    from aep_activator.aep.api.models import Flow
+
+    flow = Flow.model_validate({"id": S3, "transformations": [{"params": {"segmentSelectors": {"selectors": [
+        {"type": "PLATFORM_SEGMENT", "value": {"id": AUD_A, "createTime": create_time}}]}}}]})  # fmt: skip
+    assert flow.mapped_audiences() == {AUD_A: 0.0}
+
+
+def test_a_first_activation_time_in_epoch_seconds_is_read() -> None:
+    from aep_activator.aep.api.models import Flow
+
+    flow = Flow.model_validate({"id": S3, "transformations": [{"params": {"segmentSelectors": {"selectors": [
+        {"type": "PLATFORM_SEGMENT", "value": {"id": AUD_A, "createTime": "1800000000"}}]}}}]})  # fmt: skip
+    assert flow.mapped_audiences() == {AUD_A: 1_800_000_000.0}

@@ -609,6 +609,9 @@ class FlowRunList(_Response):
 # Destination dataflows (S-DEST-YAML ``Batch_Flow``): only what the preflight reads
 
 
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?")  # ASCII only: str.isdigit() admits "²", which float() refuses
+
+
 class SegmentSelectorValue(_Response):
     id: str | None = None
     name: str | None = None
@@ -648,7 +651,7 @@ class Flow(_Response):
                 value = selector.value
                 if value is not None and value.id:
                     created = value.createTime or ""
-                    out[value.id] = float(created) if created.replace(".", "", 1).isdigit() else 0.0
+                    out[value.id] = float(created) if _DECIMAL.fullmatch(created) else 0.0  # "²" is a digit too
         return out
 
 
