@@ -253,15 +253,36 @@ class Stack:
             out.setdefault((run_id, rest.split(".", 1)[0]), []).append(e)
         return out
 
+    def job_owners(self) -> dict[str, str]:
+        """AEP job id -> the run that owns it (created, or adopted by look-before-create), from the ledger."""
+        owners: dict[str, str] = {}
+        with redis.Redis.from_url(self.redis_url, decode_responses=True) as client:
+            for key in client.scan_iter(match=self.prefix + "owner:*", count=1000):
+                if (run_id := client.get(key)) is not None:
+                    owners[key.rsplit(":", 1)[1]] = run_id
+        return owners
+
     def post_promise_violations(self, settle_s: float | None = None) -> list[str]:
         """Breaches of "one accepted POST per step; no new POST attempt while an earlier one's outcome is
         unknown" (a 5xx, a dropped connection or a lost answer is unknown to the client, until AEP's lists
         prove it: at least LOOK_SETTLE_S later)."""
         settle = float(self.env()["LOOK_SETTLE_S"]) if settle_s is None else settle_s
+        owners = self.job_owners()
         problems = []
-        for (run_id, step), posts in self.post_history().items():
-            if sum(accepted(e) for e in posts) > 1:
-                problems.append(f"run {run_id} {step}: {sum(accepted(e) for e in posts)} POSTs accepted")
+        history = self.post_history()
+        # An accepted POST counts for the run that owns its job. Two runs evaluating the same segments
+        # can swap: B's POST is dropped and B adopts the job A's lost answer created; A, finding no job
+        # of its own, POSTs again. AEP then holds one job per run, and the ledger one slot per job.
+        kept: dict[tuple[str, str], int] = {}
+        for (run_id, step), posts in history.items():
+            for e in posts:
+                if accepted(e):
+                    who = owners.get(str(e.get("created")), run_id) if e.get("created") else run_id
+                    kept[(who, step)] = kept.get((who, step), 0) + 1
+        for (run_id, step), n in kept.items():
+            if n > 1:
+                problems.append(f"run {run_id} {step}: {n} accepted POSTs created jobs it owns or no run owns")
+        for (run_id, step), posts in history.items():
             for a, b in itertools.pairwise(posts):
                 if outcome_unknown(a) and b["time"] - a["time"] < settle:
                     problems.append(

@@ -223,10 +223,10 @@ class Dispatcher:
         else:
             reply = self._act(route, request, admission.params)
         if decision.kind == "hang":
-            self._journal(route, request, "hung")
+            self._journal(route, request, "hung", _created(reply))
             return Outcome("hang", reply, self.ctx.config.hang_s)
         if journaled:
-            self._journal(route, request, reply.status)
+            self._journal(route, request, reply.status, _created(reply))
         return Outcome("reply", reply)
 
     def __call__(self, request: Request) -> Outcome:
@@ -245,7 +245,7 @@ class Dispatcher:
             err = internal_error()
             return Reply(err.status, err.body)
 
-    def _journal(self, route: Route, request: Request, status: int | str) -> None:
+    def _journal(self, route: Route, request: Request, status: int | str, created: str | None = None) -> None:
         query: dict[str, Any] = {k: v if len(v) > 1 else v[0] for k, v in request.query.items() if v}
         self.ctx.journal.record(
             time=self.ctx.clock.now(),
@@ -256,7 +256,16 @@ class Dispatcher:
             status=status,
             body=_loggable_body(request),
             headers=dict(request.headers),
+            created=created,
         )
+
+
+def _created(reply: Reply) -> str | None:
+    """The id of the job a POST created (its answer's ``id``), so a test can tell who ended up owning it."""
+    if not 200 <= reply.status < 300 or not isinstance(reply.body, dict):
+        return None
+    value = reply.body.get("id")
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def _loggable_body(request: Request) -> Any:

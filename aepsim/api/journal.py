@@ -59,6 +59,7 @@ class Journal:
         status: int | str,
         body: Any,
         headers: dict[str, str],
+        created: str | None = None,
     ) -> int:
         """Append one entry (secrets masked); returns its sequence number, starting at 1."""
         route = f"{method} {template}"
@@ -75,6 +76,7 @@ class Journal:
                     "status": status,
                     "body": mask_secrets(body),
                     "headers": mask_headers(headers),
+                    "created": created,
                 }
             )
             self._calls[route] += 1

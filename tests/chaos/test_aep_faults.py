@@ -80,7 +80,8 @@ def test_every_run_ends_and_no_post_is_duplicated_when_aep_errs_drops_and_hangs(
     figures("runs", f"{RUNS}: {dict(outcomes)}")
     figures("faults injected", dict(sorted(injected.items())))
     figures(f"POSTs accepted by AEP per step (runs: {RUNS})", per_step)
-    figures("POST attempts per step, whatever the answer", {t.rsplit("/", 1)[-1]: n for t, n in attempts.items()})
+    names = {SEGMENT_POST: "segment", EXPORT_POST: "export", ADHOC_POST: "adhoc"}
+    figures("POST attempts per step, whatever the answer", {names.get(t, t): n for t, n in attempts.items()})
     figures("jobs adopted by look-before-create after a lost answer", adopted)
     figures("AEP ids shared between succeeded runs", shared)
     if per_step["adhoc"] > RUNS:  # which (dataflow, audience) pairs got more than one accepted activation

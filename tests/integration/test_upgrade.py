@@ -51,8 +51,11 @@ def previous_release(tmp_path: Path) -> Path:
 def old_env(stack_env: dict[str, str], old: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AEP_", "REDIS_", "POLL_", "QUOTA_"))}
     # The previous release wanted VISIBILITY_TIMEOUT_S > TASK_TIME_LIMIT_S and knew nothing of the new settings.
+    # Its first segment-job poll waits 15 s in its delay queue: long enough that the worker is stopped, even
+    # on a loaded machine, while every poll is still there (with the stack's fast polls, a poll due during
+    # the shutdown went back to the broker and the delay queue was empty).
     return {**env, **stack_env, "PYTHONPATH": str(old), "PYTHONUNBUFFERED": "1", "TASK_TIME_LIMIT_S": "20",
-            "VISIBILITY_TIMEOUT_S": "30"}  # fmt: skip
+            "VISIBILITY_TIMEOUT_S": "30", "POLL_SEGMENT_INITIAL_S": "15"}  # fmt: skip
 
 
 def produce_with_previous(old: Path, env: dict[str, str], requests: list[dict[str, object]]) -> list[str]:
