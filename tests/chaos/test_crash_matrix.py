@@ -52,6 +52,7 @@ MODES = ("child", "main", "term", "soft", "redis")
 ENV = {
     "TASK_TIME_LIMIT_S": "4", "VISIBILITY_TIMEOUT_S": "8", "WATCHDOG_GRACE_S": "3", "LOOK_SETTLE_S": "4",
     "AEP_CONNECT_TIMEOUT_S": "1", "AEP_READ_TIMEOUT_S": "2", "QUOTA_SEGMENT_JOBS_PER_DAY": "10000",
+    "QUOTA_SEGMENT_JOBS_PER_YEAR_PRODUCTION": "100000",
     "QUOTA_ADHOC_PER_DAY": "1000", "DELAY_PUMP_INTERVAL_S": "0.1",
 }  # fmt: skip
 LEASE_S = 4 + 2.0
@@ -125,7 +126,9 @@ class Harness:
 def harness() -> Iterator[Harness]:
     server = PrivateRedis(aof=True)
     server.start()
-    guardrails = Guardrails(segment_jobs_per_day_per_sandbox=10_000, adhoc_jobs_per_day_per_org=10_000)
+    # One stack serves the whole matrix: the full one makes some 70 segment jobs in "prod", beyond its 50 a year.
+    guardrails = Guardrails(segment_jobs_per_day_per_sandbox=10_000, segment_jobs_per_year_production=100_000,
+                            adhoc_jobs_per_day_per_org=10_000)  # fmt: skip
     stack = Stack.start(server.url, sim_config=SimulatorConfig(speed=600, seed=91, guardrails=guardrails), env=ENV)
     repoint_app(stack.settings())
     h = Harness(stack, server)

@@ -44,12 +44,14 @@ def test_runs_survive_random_kill_9_of_their_workers_with_no_lost_run_and_no_dup
         SimulatorConfig(
             speed=150,
             seed=17,
-            guardrails=Guardrails(segment_jobs_per_day_per_sandbox=1000, adhoc_jobs_per_day_per_org=1000),
+            guardrails=Guardrails(segment_jobs_per_day_per_sandbox=1000, segment_jobs_per_year_production=1000,
+                                  adhoc_jobs_per_day_per_org=1000),
             # Slow answers keep steps inside the workers (and POSTs in flight) when the kills land.
             faults=FaultSettings(latency_ms=100, latency_jitter_ms=300),
         ),
         env={
             "QUOTA_SEGMENT_JOBS_PER_DAY": "1000",
+            "QUOTA_SEGMENT_JOBS_PER_YEAR_PRODUCTION": "1000",
             "QUOTA_ADHOC_PER_DAY": "1000",
             "VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
             "TASK_TIME_LIMIT_S": "6",
