@@ -109,8 +109,10 @@ class Stack:
         name: str | None = None,
         pool: str = "prefork",
         app: str = "aep_activator.workers",
+        extra_args: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
-        """A real ``celery worker`` process on this stack's queue; ``app`` is what ``celery -A`` loads."""
+        """A real ``celery worker`` process on this stack's queue; ``app`` is what ``celery -A`` loads, and
+        ``extra_args`` go to ``celery worker`` (``--include`` of a test's own tasks)."""
         name = name or f"w{len(self.workers) + 1}"
         env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -130,6 +132,7 @@ class Stack:
                 "--loglevel=INFO",
                 "--without-mingle",
                 "--without-gossip",
+                *extra_args,
             ],
             cwd=REPO_ROOT,
             env=env,
