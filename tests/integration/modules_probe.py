@@ -6,6 +6,7 @@ It registers itself on the one app (``aep_activator.tasks.celery``) and imports 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from aep_activator.tasks.celery import app
@@ -19,5 +20,8 @@ def loaded_modules() -> dict[str, str | None]:
 
 
 @app.task(name=TASK, acks_late=False)
-def report() -> dict[str, str | None]:
+def report(also: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """The modules this process holds, after importing ``also`` (as a service's own task would)."""
+    for name in also:
+        importlib.import_module(name)
     return loaded_modules()
