@@ -41,8 +41,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build_wheel(out: Path) -> Path:
+    """``pip wheel`` of a clean copy of the working tree (symlinks kept as links): setuptools reuses a
+    ``build/`` folder in the source tree, whose leftovers (a module since moved) would enter the wheel."""
+    src = out / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"))  # fmt: skip
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-w", str(out), "-q",
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(out), "-q",
          "--disable-pip-version-check"],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
