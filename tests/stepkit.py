@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from aep_activator.aep.api.auth import StaticToken
 from aep_activator.aep.api.client import AEPClient
 from aep_activator.aep.coordination.runs import RunRecord
+from aep_activator.aep.pipeline.plan import PLAN, Plan
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aepsim.api import SimContext
 from aep_activator.aepsim.config import SimulatorConfig
@@ -41,13 +42,14 @@ FAST = {
 
 
 def step_runtime(sim_url: str, redis_url: str, prefix: str, *, clock: Callable[[], float] | None = None,
-                 **settings: Any) -> Runtime:  # fmt: skip
+                 plan: Plan = PLAN, **settings: Any) -> Runtime:  # fmt: skip
+    """A runtime for ``plan`` (the shipped one unless told), whatever plan this process was switched to."""
     s = load_settings(**{
         "aep_base_url": sim_url, "aep_ims_url": sim_url, "aep_client_id": "sim-client",
         "aep_client_secret": "sim-secret", "aep_org_id": "SIMORG0000000000000000000@AdobeOrg",
         "aep_sandbox_name": "prod", "redis_url": redis_url, "aep_key_prefix": prefix, **FAST, **settings,
     })  # fmt: skip
-    return build_runtime(s, clock=clock)
+    return build_runtime(s, plan, clock=clock)
 
 
 def new_run(rt: Runtime, request: dict[str, Any] | ActivationRequest) -> str:
@@ -103,6 +105,9 @@ class Kit:
 
 
 def inprocess_kit(redis_url: str, prefix: str, sim_config: SimulatorConfig | None = None, **settings: Any) -> Kit:
+    # Starts at the real time: the runner dates a wait's start (wait_since) by the host's clock, and
+    # the steps compare it with this one. A test that moves time by hours may so cross a UTC midnight:
+    # read a quota at the time it was spent.
     clock = ManualClock(time.time())
     sessions, sim = inprocess_session(sim_config or SimulatorConfig(seed=1), clock)
     fixture = sim.state.fixture

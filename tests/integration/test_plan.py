@@ -1,8 +1,9 @@
 """Adding a step: a plan with a seventh step runs through a real worker, and the run ends after it.
 
-The worker loads tests/integration/extra_step_app.py (one ``Step`` added to the shipped plan, plus its
-domain function); the producer is the shipped one. If any place other than the plan decided which step
-finishes a run, the run would be marked succeeded at ``poll_activation`` and the new step dropped.
+The worker loads tests/integration/extra_step_app.py, which runs the plan of extra_step.py (one
+``Step`` added to the shipped plan, plus its domain function); the producer is the shipped one. If any
+place other than the plan decided which step finishes a run, the run would be marked succeeded at
+``poll_activation`` and the new step dropped. The test process itself keeps the shipped plan.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from aep_activator.aep.pipeline.plan import PLAN
-from aep_activator.tasks import start_activation
+from aep_activator.tasks import runtime, start_activation
 from tests.integration.conftest import EXAMPLE, wait_for_runs
-from tests.integration.extra_step_app import EXTENDED, EXTRA
+from tests.integration.extra_step import EXTENDED, EXTRA
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_extended_plan_is_the_shipped_one_with_one_more_step_at_the_end() -> None:
     assert [s.name for s in EXTENDED.steps] == [*(s.name for s in PLAN.steps), EXTRA]
     assert EXTENDED[EXTRA].task_name == "activation.confirm_delivery"
+    assert runtime.current_plan() is PLAN, "defining a plan changes no process's plan"
 
 
 def test_a_plan_with_a_seventh_step_runs_it_through_a_real_worker_and_succeeds_only_after_it(make_stack):

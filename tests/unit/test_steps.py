@@ -90,11 +90,13 @@ def events(record: RunRecord, step: str) -> list[str]:
     return [e["event"] for e in record.timeline if e["step"] == step]
 
 
-def used(kit: Kit, quota: Quota) -> tuple[int, int]:
-    """(used, pending) slots of the deployment's sandbox window for ``quota`` now."""
+def used(kit: Kit, quota: Quota, template: str | None = None) -> tuple[int, int]:
+    """(used, pending) slots of the deployment's sandbox window for ``quota``: now, or when the last
+    POST to ``template`` was sent (a test that moved the clock by hours may have crossed a UTC midnight)."""
     s = kit.rt.settings
     (spec, *_) = specs(quota, kit.rt.step_config.quotas, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name)
-    usage = kit.rt.quotas.usage(spec, kit.clock.now())
+    at = kit.journal("POST", template)[-1]["time"] if template else kit.clock.now()
+    usage = kit.rt.quotas.usage(spec, at)
     return usage.used, usage.pending
 
 
@@ -117,7 +119,7 @@ def test_the_v1_chain_runs_each_step_of_the_plan_in_order_and_posts_each_create_
     assert visited == [s.name for s in PLAN.steps]
     assert (kit.posts(SEGMENT_POST), kit.posts(EXPORT_POST), kit.posts(ADHOC_POST)) == (1, 1, 1)
     assert record.segment_job_id and record.export_job_id and record.flow_runs
-    assert used(kit, Quota.SEGMENT_JOBS) == (1, 0) and used(kit, Quota.ADHOC) == (1, 0)
+    assert used(kit, Quota.SEGMENT_JOBS, SEGMENT_POST) == (1, 0) and used(kit, Quota.ADHOC, ADHOC_POST) == (1, 0)
     assert events(record, "poll_activation")[-1] == "succeeded"
 
 
@@ -192,7 +194,7 @@ def test_a_post_that_aep_did_not_accept_is_sent_again_only_once_its_lists_prove_
     assert getattr(kit.record(run_id), field)
     assert drive(kit, run_id).status is RunStatus.SUCCEEDED
     if step == "create_segment_job":
-        assert used(kit, Quota.SEGMENT_JOBS) == (1, 0), "the refused POST's slot was refunded"
+        assert used(kit, Quota.SEGMENT_JOBS, SEGMENT_POST) == (1, 0), "the refused POST's slot was refunded"
 
 
 def test_a_lost_answer_that_aeps_lists_cannot_settle_in_time_fails_the_run_as_unaccounted(make_kit) -> None:
