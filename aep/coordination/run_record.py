@@ -184,11 +184,3 @@ def merge_timeline(pinned: list[str], recent: list[str]) -> list[dict[str, Any]]
     """
     kept = set(recent)
     return [json.loads(text) for text in [*(p for p in pinned if p not in kept), *recent]]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _texts(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}

@@ -46,6 +46,7 @@ import redis
 
 from aep_activator.aep.coordination.keys import Keys
 from aep_activator.aep.coordination.quota import Bucket
+from aep_activator.aep.coordination.replies import as_text, as_texts
 from aep_activator.aep.coordination.run_changes import (
     Admission,
     CancelResult,
@@ -67,8 +68,6 @@ from aep_activator.aep.coordination.run_record import (
     FailureKind,
     RunRecord,
     RunStatus,
-    _text,
-    _texts,
     merge_timeline,
     parse_record,
     task_id,
@@ -146,7 +145,7 @@ class RunLedger:
             args=[run_id, json.dumps(fields), json.dumps(event), int(self.ttl_s), self.grace_s,
                   "1" if idempotency_key else "0", self._now(), k.prefix, json.dumps(admission)],
         )  # fmt: skip
-        verdict, rid, status, step, seq, gen, forecast = (_text(x) for x in raw)
+        verdict, rid, status, step, seq, gen, forecast = (as_text(x) for x in raw)
         return Created(verdict, rid, RunStatus(status), step, int(seq), int(gen), Admission.parse(forecast))
 
     # --- reads ------------------------------------------------------------------------------------
@@ -154,7 +153,7 @@ class RunLedger:
     def get(self, run_id: str, *, timeline: bool = True) -> RunRecord | None:
         if not timeline:
             raw = self._r.hgetall(self.keys.run(run_id))
-            return parse_record(run_id, _texts(raw)) if raw else None
+            return parse_record(run_id, as_texts(raw)) if raw else None
         pipe = self._r.pipeline(transaction=True)
         pipe.hgetall(self.keys.run(run_id))
         pipe.lrange(self.keys.timeline(run_id), 0, -1)
@@ -162,12 +161,12 @@ class RunLedger:
         raw, recent, pinned = pipe.execute()
         if not raw:
             return None
-        record = parse_record(run_id, _texts(raw))
-        record.timeline = merge_timeline([_text(e) for e in pinned], [_text(e) for e in recent])
+        record = parse_record(run_id, as_texts(raw))
+        record.timeline = merge_timeline([as_text(e) for e in pinned], [as_text(e) for e in recent])
         return record
 
     def recent(self, limit: int = 20) -> list[RunRecord]:
-        ids = [_text(x) for x in self._r.zrevrange(self.keys.runs, 0, max(0, limit - 1))]
+        ids = [as_text(x) for x in self._r.zrevrange(self.keys.runs, 0, max(0, limit - 1))]
         records = [self.get(i, timeline=False) for i in ids]
         return [r for r in records if r is not None]
 
@@ -182,7 +181,7 @@ class RunLedger:
             keys=[k.run(run_id), k.carriers, k.timeline(run_id), k.pinned(run_id)],
             args=[step, seq, token, lease_s, self._now(), run_id, k.prefix],
         )
-        items = [_text(x) for x in raw]
+        items = [as_text(x) for x in raw]
         if items[0] != "ok":
             return Entry(items[0], detail=" ".join(items[1:]))
         fields = dict(zip(items[2::2], items[3::2], strict=True))
@@ -195,7 +194,7 @@ class RunLedger:
             keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers, *lock_keys],
             args=[token, change.payload(self.ttl_s, self.grace_s), self._now(), run_id, k.prefix],
         )
-        items = [_text(x) for x in raw]
+        items = [as_text(x) for x in raw]
         if items[0] != "ok":
             return Left(False)
         return Left(True, int(items[1]), dict(zip(items[2::2], items[3::2], strict=True)))
@@ -206,7 +205,7 @@ class RunLedger:
         """Record the intent to POST and spend ``buckets`` for ``holder``, all or nothing."""
         flat = [x for b in buckets for x in b.script_args()]
         raw = self._intent(keys=[self.keys.run(run_id)], args=[token, step, holder, edge_s, self._now(), *flat])
-        items = [_text(x) for x in raw]
+        items = [as_text(x) for x in raw]
         verdict = items[0]
         if verdict == "ok":
             return IntentResult("ok", float(items[1]))
@@ -221,7 +220,7 @@ class RunLedger:
     def unintent(self, run_id: str, token: str, step: str) -> None:
         """Forget ``step``'s intent and refund its slots: AEP demonstrably did not accept the POST."""
         raw = self._unintent(keys=[self.keys.run(run_id)], args=[token, step])
-        if _text(raw[0]) != "ok":
+        if as_text(raw[0]) != "ok":
             raise LeaseLost(run_id)
 
     def claim(self, run_id: str, kind: str, aep_id: str) -> bool:
@@ -237,7 +236,7 @@ class RunLedger:
 
     def owner(self, kind: str, aep_id: str) -> str | None:
         value = self._r.get(self.keys.owner(kind, aep_id))
-        return None if value is None else _text(value)
+        return None if value is None else as_text(value)
 
     def note(self, run_id: str, event: Event) -> None:
         """Append an event to a run's timeline outside any execution (e.g. a cancel's aftermath)."""
@@ -259,7 +258,7 @@ class RunLedger:
             keys=[k.run(run_id), k.timeline(run_id), k.pinned(run_id), k.carriers, *lock_keys],
             args=[actor, self._now(), run_id, int(self.ttl_s), k.prefix],
         )
-        items = [_text(x) for x in raw]
+        items = [as_text(x) for x in raw]
         if items[0] == "cancelled":
             return CancelResult("cancelled", step=items[1], unresolved_intent=items[2] == "1")
         if items[0] == "wait":
@@ -276,7 +275,7 @@ class RunLedger:
             args=[step, json.dumps(list(forget)), "1" if new_generation else "0", actor, self._now(), run_id,
                   self.grace_s, int(self.ttl_s), k.prefix],
         )  # fmt: skip
-        items = [_text(x) for x in raw]
+        items = [as_text(x) for x in raw]
         if items[0] != "ok":
             raise ValueError(f"run {run_id} is {items[1]}; only a failed run can be resumed")
         return Created("resumed", run_id, RunStatus.QUEUED, items[1], int(items[2]), int(items[3]))
