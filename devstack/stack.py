@@ -1,13 +1,13 @@
 """A local stack: Redis + the simulator + real worker processes. Used by the demo, tests, chaos and bench.
 
 Every stack has its own key prefix and queue name, so any number of them (and a real deployment) can
-share one Redis without touching each other's quotas, runs or messages.
+share one Redis without touching each other's quotas, runs or messages. What its simulator's journal
+says about the exactly-once promise (POSTs, accepted POSTs, owners, breaches) is in promises.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import signal
 import subprocess
@@ -17,14 +17,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
 
-from aep_activator.aep.api import paths
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.aepsim.http.tornado_server import SimulatorServer
 from aep_activator.config.settings import Settings, load_settings
+from aep_activator.devstack.promises import JournalChecks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +42,7 @@ FAST_POLLS = {
 
 
 @dataclass
-class Stack:
+class Stack(JournalChecks):
     redis_url: str
     simulator: SimulatorServer
     prefix: str = field(default_factory=lambda: f"aep-stack:{uuid.uuid4().hex[:10]}:")
@@ -109,8 +108,10 @@ class Stack:
         name: str | None = None,
         pool: str = "prefork",
         app: str = "aep_activator.workers",
+        extra_args: tuple[str, ...] = (),
     ) -> subprocess.Popen[bytes]:
-        """A real ``celery worker`` process on this stack's queue; ``app`` is what ``celery -A`` loads."""
+        """A real ``celery worker`` process on this stack's queue; ``app`` is what ``celery -A`` loads, and
+        ``extra_args`` go to ``celery worker`` (``--include`` of a test's own tasks)."""
         name = name or f"w{len(self.workers) + 1}"
         env = {**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"}
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -130,6 +131,7 @@ class Stack:
                 "--loglevel=INFO",
                 "--without-mingle",
                 "--without-gossip",
+                *extra_args,
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -214,93 +216,3 @@ class Stack:
             # The broker queue of this stack (kombu keys are named by the queue).
             for key in client.scan_iter(match=f"*{self.queue}*", count=1000):
                 client.delete(key)
-
-    def journal(self, method: str | None = None, template: str | None = None) -> list[dict[str, Any]]:
-        """The simulator's request journal, optionally filtered by method and path template."""
-        entries = self.simulator.ctx.journal.since(0)
-        return [
-            e
-            for e in entries
-            if (method is None or e.get("method") == method) and (template is None or e.get("template") == template)
-        ]
-
-    def posts(self) -> dict[str, int]:
-        """Every POST *attempt* per path template, whatever its answer (the promise is about attempts)."""
-        counts: dict[str, int] = {}
-        for e in self.journal(method="POST"):
-            counts[e["template"]] = counts.get(e["template"], 0) + 1
-        return counts
-
-    def accepted_posts(self) -> dict[str, int]:
-        """POSTs per template that AEP accepted: answered 2xx, or processed and then never answered (hung).
-
-        Injected 5xx/429 and dropped connections are answered before processing: AEP did nothing.
-        """
-        counts: dict[str, int] = {}
-        for e in self.journal(method="POST"):
-            if accepted(e):
-                counts[e["template"]] = counts.get(e["template"], 0) + 1
-        return counts
-
-    def post_history(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        """The AEP POSTs of each (run id, step), oldest first, told apart by their ``x-request-id``."""
-        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for e in self.journal(method="POST"):
-            if e["template"] not in POST_TEMPLATES:
-                continue
-            rid = next((v for k, v in e["headers"].items() if k.lower() == "x-request-id"), "")
-            run_id, _, rest = rid.partition(".")
-            out.setdefault((run_id, rest.split(".", 1)[0]), []).append(e)
-        return out
-
-    def job_owners(self) -> dict[str, str]:
-        """AEP job id -> the run that owns it (created, or adopted by look-before-create), from the ledger."""
-        owners: dict[str, str] = {}
-        with redis.Redis.from_url(self.redis_url, decode_responses=True) as client:
-            for key in client.scan_iter(match=self.prefix + "owner:*", count=1000):
-                if (run_id := client.get(key)) is not None:
-                    owners[key.rsplit(":", 1)[1]] = run_id
-        return owners
-
-    def post_promise_violations(self, settle_s: float | None = None) -> list[str]:
-        """Breaches of "one accepted POST per step; no new POST attempt while an earlier one's outcome is
-        unknown" (a 5xx, a dropped connection or a lost answer is unknown to the client, until AEP's lists
-        prove it: at least LOOK_SETTLE_S later)."""
-        settle = float(self.env()["LOOK_SETTLE_S"]) if settle_s is None else settle_s
-        owners = self.job_owners()
-        problems = []
-        history = self.post_history()
-        # An accepted POST counts for the run that owns its job. Two runs evaluating the same segments
-        # can swap: B's POST is dropped and B adopts the job A's lost answer created; A, finding no job
-        # of its own, POSTs again. AEP then holds one job per run, and the ledger one slot per job.
-        kept: dict[tuple[str, str], int] = {}
-        for (run_id, step), posts in history.items():
-            for e in posts:
-                if accepted(e):
-                    who = owners.get(str(e.get("created")), run_id) if e.get("created") else run_id
-                    kept[(who, step)] = kept.get((who, step), 0) + 1
-        for (run_id, step), n in kept.items():
-            if n > 1:
-                problems.append(f"run {run_id} {step}: {n} accepted POSTs created jobs it owns or no run owns")
-        for (run_id, step), posts in history.items():
-            for a, b in itertools.pairwise(posts):
-                if outcome_unknown(a) and b["time"] - a["time"] < settle:
-                    problems.append(
-                        f"run {run_id} {step}: POSTed again {b['time'] - a['time']:.1f}s after a POST whose outcome "
-                        f"was unknown ({a['status']})"
-                    )
-        return problems
-
-
-POST_TEMPLATES = frozenset(paths.POSTS)
-
-
-def accepted(entry: dict[str, Any]) -> bool:
-    status = entry.get("status")
-    return status == "hung" or (isinstance(status, int) and 200 <= status < 300)
-
-
-def outcome_unknown(entry: dict[str, Any]) -> bool:
-    """What the client could not tell apart from acceptance: no answer, or a 5xx to a POST."""
-    status = entry.get("status")
-    return status in ("hung", "dropped") or (isinstance(status, int) and status >= 500)

@@ -20,6 +20,7 @@ from aep_activator.aep.coordination.locks import AudienceLocks
 from aep_activator.aep.coordination.quota import QuotaLedger
 from aep_activator.aep.coordination.redis_url import redis_from_url
 from aep_activator.aep.coordination.runs import RunLedger, RunRecord
+from aep_activator.aep.coordination.tokens import RedisTokenCache
 from aep_activator.aep.pipeline.backoff import PollSchedule
 from aep_activator.aep.pipeline.plan import PLAN, Plan
 from aep_activator.aep.pipeline.request import ActivationRequest
@@ -129,8 +130,7 @@ def token_provider(s: Settings, client: redis.Redis) -> TokenProvider:
         client_id=s.aep_client_id,
         client_secret=s.aep_client_secret,
         scopes=s.aep_scopes,
-        redis_client=client,
-        prefix=s.aep_key_prefix,
+        cache=RedisTokenCache(client, s.aep_key_prefix, client_id=s.aep_client_id, scopes=s.aep_scopes),
         timeout=(s.aep_connect_timeout_s, s.aep_read_timeout_s),
     )
 

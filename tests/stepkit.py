@@ -6,16 +6,31 @@
 
 ``step_once`` runs the run's *current* step with its current carrier, through the real runner
 (``tasks.runner.execute_once``): the same fence, lease, intent, quota and leave scripts as a worker.
+
+``inprocess_kit`` puts the whole of it in this process: the simulator's dispatch answers the real
+client through the in-process ``requests`` transport (no server, no thread), and one ``ManualClock``
+is both AEP's clock and the one every ledger script reads, so a test moves time instead of sleeping.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import SecretStr
+
+from aep_activator.aep.api.auth import StaticToken
+from aep_activator.aep.api.client import AEPClient
 from aep_activator.aep.coordination.runs import RunRecord
+from aep_activator.aep.pipeline.plan import PLAN, Plan
 from aep_activator.aep.pipeline.request import ActivationRequest
+from aep_activator.aepsim.api import SimContext
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.aepsim.state.clock import ManualClock
+from aep_activator.aepsim.testing import inprocess_session
 from aep_activator.config.settings import load_settings
 from aep_activator.tasks.runner import Executed, execute_once
 from aep_activator.tasks.runtime import Runtime, build_runtime
@@ -27,13 +42,14 @@ FAST = {
 
 
 def step_runtime(sim_url: str, redis_url: str, prefix: str, *, clock: Callable[[], float] | None = None,
-                 **settings: Any) -> Runtime:  # fmt: skip
-    s = load_settings(
-        aep_base_url=sim_url, aep_ims_url=sim_url, aep_client_id="sim-client", aep_client_secret="sim-secret",
-        aep_org_id="SIMORG0000000000000000000@AdobeOrg", aep_sandbox_name="prod", redis_url=redis_url,
-        aep_key_prefix=prefix, **{**FAST, **settings},
-    )  # fmt: skip
-    return build_runtime(s, clock=clock)
+                 plan: Plan = PLAN, **settings: Any) -> Runtime:  # fmt: skip
+    """A runtime for ``plan`` (the shipped one unless told), whatever plan this process was switched to."""
+    s = load_settings(**{
+        "aep_base_url": sim_url, "aep_ims_url": sim_url, "aep_client_id": "sim-client",
+        "aep_client_secret": "sim-secret", "aep_org_id": "SIMORG0000000000000000000@AdobeOrg",
+        "aep_sandbox_name": "prod", "redis_url": redis_url, "aep_key_prefix": prefix, **FAST, **settings,
+    })  # fmt: skip
+    return build_runtime(s, plan, clock=clock)
 
 
 def new_run(rt: Runtime, request: dict[str, Any] | ActivationRequest) -> str:
@@ -53,3 +69,54 @@ def step_once(rt: Runtime, run_id: str) -> Executed:
     """One execution of the run's current step, for its current carrier."""
     current = record(rt, run_id)
     return execute_once(rt, rt.plan[current.step], run_id, current.seq)
+
+
+@dataclass
+class Kit:
+    """A runtime on real Redis whose AEP is the in-process simulator, and the clock both share."""
+
+    rt: Runtime
+    sim: SimContext
+    clock: ManualClock
+
+    def journal(self, method: str | None = None, template: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e for e in self.sim.journal.since(0)
+            if (method is None or e.get("method") == method) and (template is None or e.get("template") == template)
+        ]  # fmt: skip
+
+    def posts(self, template: str) -> int:
+        """POST *attempts* on ``template``, whatever their answer."""
+        return len(self.journal("POST", template))
+
+    def faults(self, route: str, **fault: Any) -> None:
+        """Inject faults on one ``"METHOD /template"`` route; no arguments: none there any more."""
+        if fault:
+            self.sim.apply_config({"endpoint_faults": {route: fault}})
+        else:  # a patch deep-merges: replace the whole mapping instead
+            faults = {k: v for k, v in self.sim.config.endpoint_faults.items() if k != route}
+            self.sim.set_config(self.sim.config.model_copy(update={"endpoint_faults": faults}))
+
+    def step(self, run_id: str) -> Executed:
+        return step_once(self.rt, run_id)
+
+    def record(self, run_id: str) -> RunRecord:
+        return record(self.rt, run_id)
+
+
+def inprocess_kit(redis_url: str, prefix: str, sim_config: SimulatorConfig | None = None, **settings: Any) -> Kit:
+    # Starts at the real time: the runner dates a wait's start (wait_since) by the host's clock, and
+    # the steps compare it with this one. A test that moves time by hours may so cross a UTC midnight:
+    # read a quota at the time it was spent.
+    clock = ManualClock(time.time())
+    sessions, sim = inprocess_session(sim_config or SimulatorConfig(seed=1), clock)
+    fixture = sim.state.fixture
+    rt = step_runtime(sessions.base_url, redis_url, prefix, clock=clock.now,
+                      aep_client_id=fixture.clients[0].clientId, aep_org_id=fixture.orgId, **settings)  # fmt: skip
+    s = rt.settings
+    rt._client = AEPClient(
+        sessions.base_url, tokens=StaticToken(SecretStr(sim.config.static_token or "")), api_key=s.aep_client_id or "",
+        org_id=fixture.orgId, sandbox=s.aep_sandbox_name, session=sessions(),
+        timeout=(s.aep_connect_timeout_s, s.aep_read_timeout_s),
+    )  # fmt: skip
+    return Kit(rt, sim, clock)

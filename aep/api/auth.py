@@ -4,9 +4,10 @@ IMS (https://developer.adobe.com/developer-console/docs/guides/authentication/Se
 ``POST {ims}/ims/token/v3`` form-encoded ``grant_type=client_credentials&client_id&client_secret&scope``
 answers ``{"access_token", "token_type", "expires_in"}`` with ``expires_in`` in **seconds**. Adobe asks
 clients to cache tokens ("Adobe can throttle your integration if it generates too many access tokens"),
-so one token is shared by every worker process through Redis.
+so one token is shared by every worker process through a :class:`TokenCache` (Redis's, in
+aep/coordination/tokens.py: this layer knows no Redis state).
 
-Refresh is single-flight: the process that wins a short Redis lock fetches a new token; the others
+Refresh is single-flight: the process that wins the cache's short lock fetches a new token; the others
 keep using the cached one while it is still valid, and otherwise raise :class:`TokenRefreshBusy`
 (a ``RateLimited``) so a Celery task reschedules instead of sleeping. A token is refreshed
 ``refresh_margin_s`` before it expires, and at once when AEP answers 401 for it (``invalidate``).
@@ -14,20 +15,15 @@ keep using the cached one while it is still valid, and otherwise raise :class:`T
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-import redis
 import requests
 from pydantic import SecretStr, ValidationError
 
 from aep_activator.aep.api.errors import AuthError, RateLimited, TransientError, error_from_exception
 from aep_activator.aep.api.models import TokenResponse
-from aep_activator.aep.coordination.scripts import load_script
 
 
 class TokenProvider(Protocol):
@@ -38,6 +34,26 @@ class TokenProvider(Protocol):
     def invalidate(self, token: str) -> None:
         """AEP refused ``token`` (401): forget it so the next ``token()`` fetches a new one."""
         ...
+
+
+class TokenCache(Protocol):
+    """Where the token of one (client id, scopes) is shared between processes, with a refresh lock."""
+
+    def get(self) -> tuple[str, float] | None:
+        """The cached token and its expiry (epoch s), or None."""
+        ...
+
+    def put(self, token: str, expires_at: float, ttl_ms: int) -> None: ...
+
+    def forget(self, token: str) -> None:
+        """Drop the cached token if it is ``token``."""
+        ...
+
+    def lock(self) -> str | None:
+        """Take the refresh lock: its id, or None when another process holds it."""
+        ...
+
+    def unlock(self, lock_id: str) -> None: ...
 
 
 class StaticToken:
@@ -61,7 +77,7 @@ class TokenRefreshBusy(RateLimited):
 
 
 class IMSTokenProvider:
-    """A token cached in Redis under ``{prefix}ims:token:{hash(client_id, scopes)}``."""
+    """A token shared through ``cache`` (in Redis: ``{prefix}ims:token:{hash(client_id, scopes)}``)."""
 
     def __init__(
         self,
@@ -70,43 +86,26 @@ class IMSTokenProvider:
         client_id: str,
         client_secret: SecretStr,
         scopes: str,
-        redis_client: redis.Redis,
-        prefix: str,
+        cache: TokenCache,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
         refresh_margin_s: float = 600.0,
-        lock_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = ims_url.rstrip("/") + "/ims/token/v3"
         self._client_id = client_id
         self._secret = client_secret
         self._scopes = scopes
-        self._redis = redis_client
-        digest = hashlib.sha256(f"{client_id}|{scopes}".encode()).hexdigest()[:16]
-        self._key = f"{prefix}ims:token:{digest}"
-        self._lock_key = f"{prefix}ims:lock:{digest}"
+        self.cache = cache
         self._session = session or requests.Session()
         self._timeout = timeout
         self._margin = refresh_margin_s
-        self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._clock = clock
         self.fetches = 0  # tokens this instance fetched from IMS (for tests and stats)
         self._local: tuple[str, float] | None = None
-        self._unlock = load_script(redis_client, "compare_and_delete")
 
     def __repr__(self) -> str:
         return f"IMSTokenProvider(url={self._url!r}, client_id={self._client_id!r}, secret=**********)"
-
-    def _cached(self) -> tuple[str, float] | None:
-        raw = self._redis.get(self._key)
-        if not raw:
-            return None
-        try:
-            data = json.loads(raw)
-            return str(data["access_token"]), float(data["expires_at"])
-        except (ValueError, KeyError, TypeError):
-            return None
 
     def token(self) -> str:
         now = self._clock()
@@ -114,29 +113,25 @@ class IMSTokenProvider:
         # Another process's refresh is picked up once our copy nears expiry, or after a 401 (invalidate).
         if self._local is not None and now < self._local[1] - self._margin:
             return self._local[0]
-        cached = self._cached()
+        cached = self.cache.get()
         if cached and now < cached[1] - self._margin:
             self._local = cached
             return cached[0]
-        lock_id = uuid.uuid4().hex
-        if not self._redis.set(self._lock_key, lock_id, nx=True, px=self._lock_ttl_ms):
+        lock_id = self.cache.lock()
+        if lock_id is None:
             # Someone else is refreshing. A token that is still valid is good enough meanwhile.
             if cached and now < cached[1]:
                 return cached[0]
             raise TokenRefreshBusy("another process is fetching an IMS token", retry_after_s=1.0)
         try:
             # Re-check under the lock: the previous holder may have just stored a fresh token.
-            cached = self._cached()
+            cached = self.cache.get()
             if cached and self._clock() < cached[1] - self._margin:
                 self._local = cached
                 return cached[0]
             return self._fetch()
         finally:
-            self._release(lock_id)
-
-    def _release(self, lock_id: str) -> None:
-        # Compare-and-delete, so a lock that expired and was re-taken is not released by us.
-        self._unlock(keys=[self._lock_key], args=[lock_id])
+            self.cache.unlock(lock_id)
 
     def _fetch(self) -> str:
         form = {
@@ -166,7 +161,7 @@ class IMSTokenProvider:
             raise AuthError("IMS answered 200 without a usable token", method="POST", url=self._url) from None
         expires_at = self._clock() + body.expires_in
         ttl_ms = max(1000, int(body.expires_in * 1000))
-        self._redis.set(self._key, json.dumps({"access_token": body.access_token, "expires_at": expires_at}), px=ttl_ms)
+        self.cache.put(body.access_token, expires_at, ttl_ms)
         self.fetches += 1
         self._local = (body.access_token, expires_at)
         return body.access_token
@@ -174,9 +169,7 @@ class IMSTokenProvider:
     def invalidate(self, token: str) -> None:
         if self._local is not None and self._local[0] == token:
             self._local = None
-        cached = self._cached()
-        if cached and cached[0] == token:
-            self._redis.delete(self._key)
+        self.cache.forget(token)
 
 
 def _ims_error(resp: requests.Response) -> str:

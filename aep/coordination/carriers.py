@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import redis
 
 from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.replies import as_text
 from aep_activator.aep.coordination.scripts import load_script
 
 
@@ -46,7 +47,7 @@ class Carriers:
     def pop_due(self, *, grace_s: float, queue_keys: Sequence[str] = (), limit: int = 500) -> list[Wake]:
         now = "" if self._clock is None else repr(self._clock())
         raw = self._pop(keys=[self._keys.carriers, *queue_keys], args=[now, limit, grace_s, self._keys.prefix])
-        items = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+        items = [as_text(x) for x in raw]
         return [
             Wake(items[i], items[i + 1], int(items[i + 2]), int(items[i + 3]), items[i + 4], float(items[i + 5]))
             for i in range(0, len(items), 6)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import redis
 from redis.commands.core import Script
 
+from aep_activator.aep.coordination.replies import as_text
 from aep_activator.aep.coordination.scripts import load_script
 
 AUDIENCE_LOCK_SEGMENT = "lock:audience"
@@ -37,11 +38,6 @@ class LockResult:
 
     ok: bool
     conflicts: dict[str, str]
-
-
-def _text(value: bytes | str) -> str:
-    # Works whether or not the client was built with decode_responses=True.
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class AudienceLocks:
@@ -65,7 +61,7 @@ class AudienceLocks:
         if not names:
             return LockResult(ok=True, conflicts={})
         flat = self._acquire(keys=self.keys(names), args=[_owner(owner), _ttl_ms(ttl_s)])
-        conflicts = {names[int(flat[i]) - 1]: _text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        conflicts = {names[int(flat[i]) - 1]: as_text(flat[i + 1]) for i in range(0, len(flat), 2)}
         return LockResult(ok=not conflicts, conflicts=conflicts)
 
     def refresh(self, audiences: Sequence[str], owner: str, ttl_s: float) -> bool:
@@ -92,7 +88,7 @@ class AudienceLocks:
         if not names:
             return {}
         values: list[bytes | str | None] = self._redis.mget(self.keys(names))
-        return {a: None if v is None else _text(v) for a, v in zip(names, values, strict=True)}
+        return {a: None if v is None else as_text(v) for a, v in zip(names, values, strict=True)}
 
     def keys(self, audiences: Sequence[str]) -> list[str]:
         """The lock keys of ``audiences`` (the run ledger releases them when a run ends)."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import redis
 
 from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.replies import as_text
 
 REQUEST_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STEP_BUCKETS_S = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
@@ -160,7 +161,7 @@ class MetricsStore:
         answers = pipe.execute()
         seconds, micros = answers[0]
         now = float(seconds) + micros / 1e6
-        snap = Snapshot(now=now, counters={_text(f): int(v) for f, v in answers[1].items()})
+        snap = Snapshot(now=now, counters={as_text(f): int(v) for f, v in answers[1].items()})
         i = 2
         oldest: list[float] = []
         for status in OPEN_STATUSES:
@@ -187,7 +188,7 @@ class MetricsStore:
 
     def ids_by_status(self, status: str, limit: int) -> list[str]:
         """The newest ``limit`` run ids of one status (open: by creation; terminal: by end)."""
-        return [_text(x) for x in self._r.zrevrange(self._keys.status(status), 0, max(0, limit - 1))]
+        return [as_text(x) for x in self._r.zrevrange(self._keys.status(status), 0, max(0, limit - 1))]
 
     def incr(self, field_name: str, by: int = 1) -> None:
         """One counter outside a step (the callback task): its own round trip."""
@@ -196,7 +197,3 @@ class MetricsStore:
 
 def age_s(now: float, since: float | None) -> float:
     return 0.0 if since is None or math.isnan(since) else max(0.0, now - since)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

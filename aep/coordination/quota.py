@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 import redis
 
 from aep_activator.aep.coordination.keys import Keys
+from aep_activator.aep.coordination.replies import as_text
 from aep_activator.aep.coordination.scripts import load_script
 
 DAY_S = 86400
@@ -170,7 +171,7 @@ class QuotaLedger:
         return self._result(answer, buckets)
 
     def _result(self, answer: list[object], buckets: Sequence[Bucket]) -> SpendResult:
-        verdict = _text(answer[0])
+        verdict = as_text(answer[0])
         if verdict == "ok":
             return SpendResult(True)
         if verdict in ("quota", "line"):
@@ -229,10 +230,6 @@ def pending_key(committed_key: str) -> str:
 def _check_holder(holder: str) -> None:
     if not holder:
         raise ValueError("holder must be a non-empty id")
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 ClockFn = Callable[[], float]

@@ -23,6 +23,7 @@ from aep_activator.aep.api.models import (
     FlowRunStatus,
     SegmentJobStatus,
 )
+from aep_activator.aep.coordination.tokens import RedisTokenCache
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.aepsim.http.tornado_server import SimulatorServer
 
@@ -46,8 +47,7 @@ def client(redis_url: str, key_prefix: str) -> Iterator[tuple[AEPClient, IMSToke
             client_id="sim-client",
             client_secret=SecretStr("sim-secret"),
             scopes="openid,AdobeID",
-            redis_client=r,
-            prefix=key_prefix,
+            cache=RedisTokenCache(r, key_prefix, client_id="sim-client", scopes="openid,AdobeID"),
         )
         c = AEPClient(base, tokens=tokens, api_key="sim-client", org_id=sim.state.fixture.orgId, sandbox="prod")
         yield c, tokens, sim

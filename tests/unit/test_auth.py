@@ -26,6 +26,7 @@ from pydantic import SecretStr
 
 from aep_activator.aep.api.auth import IMSTokenProvider, StaticToken, TokenRefreshBusy
 from aep_activator.aep.api.errors import AuthError, RateLimited, TransientError
+from aep_activator.aep.coordination.tokens import RedisTokenCache
 
 CLIENT_ID = "test-client-id"
 SECRET = "p8e-SECRET-do-not-leak-0123456789"
@@ -120,11 +121,10 @@ def make_provider(
             "client_id": CLIENT_ID,
             "client_secret": SecretStr(SECRET),
             "scopes": SCOPES,
-            "redis_client": redis_client,
-            "prefix": key_prefix,
             "timeout": (2.0, 5.0),
         }
         args.update(kw)
+        args["cache"] = RedisTokenCache(redis_client, key_prefix, client_id=args["client_id"], scopes=args["scopes"])
         provider = IMSTokenProvider(**args)
         providers.append(provider)
         return provider
@@ -203,9 +203,9 @@ def test_a_corrupt_cache_entry_is_replaced_by_a_fresh_token(
     # Each read is by a new provider, as another process would read it: a provider keeps its own copy.
     provider = make_provider()
     provider.token()
-    redis_client.set(provider._key, b"not json")
+    redis_client.set(provider.cache.key, b"not json")
     assert make_provider().token() == ims.tokens[1]
-    redis_client.set(provider._key, json.dumps({"access_token": "x"}))
+    redis_client.set(provider.cache.key, json.dumps({"access_token": "x"}))
     assert make_provider().token() == ims.tokens[2]
 
 
@@ -214,7 +214,7 @@ def test_a_provider_reuses_its_own_copy_without_reading_redis(
 ) -> None:
     provider = make_provider()
     first = provider.token()
-    redis_client.delete(provider._key)
+    redis_client.delete(provider.cache.key)
     assert provider.token() == first and len(ims.tokens) == 1
     provider.invalidate(first)
     assert provider.token() == ims.tokens[1]
@@ -251,7 +251,7 @@ def test_while_another_process_refreshes_a_still_valid_token_is_served(
     provider = make_provider(clock=clock, refresh_margin_s=600.0)
     first = provider.token()
     clock.now += 3300  # inside the margin, not expired
-    redis_client.set(provider._lock_key, "someone-else", px=30_000)
+    redis_client.set(provider.cache.lock_key, "someone-else", px=30_000)
     assert provider.token() == first
     assert len(ims.calls) == 1
 
@@ -260,7 +260,7 @@ def test_without_a_valid_token_a_process_that_loses_the_lock_is_told_to_retry(
     ims: IMSStub, make_provider: Callable[..., IMSTokenProvider], redis_client: redis.Redis
 ) -> None:
     provider = make_provider()
-    redis_client.set(provider._lock_key, "someone-else", px=30_000)
+    redis_client.set(provider.cache.lock_key, "someone-else", px=30_000)
     with pytest.raises(TokenRefreshBusy) as info:
         provider.token()
     assert isinstance(info.value, RateLimited)
@@ -268,7 +268,7 @@ def test_without_a_valid_token_a_process_that_loses_the_lock_is_told_to_retry(
     assert pickle.loads(pickle.dumps(info.value)).retry_after_s == 1.0
     assert ims.calls == []
     # The other holder's lock is untouched: only the holder may release it.
-    assert redis_client.get(provider._lock_key) == b"someone-else"
+    assert redis_client.get(provider.cache.lock_key) == b"someone-else"
 
 
 def test_an_expired_token_is_not_served_even_while_the_lock_is_held(
@@ -279,7 +279,7 @@ def test_an_expired_token_is_not_served_even_while_the_lock_is_held(
     provider = make_provider(clock=clock, refresh_margin_s=600.0)
     provider.token()
     clock.now += 3600
-    redis_client.set(provider._lock_key, "someone-else", px=30_000)
+    redis_client.set(provider.cache.lock_key, "someone-else", px=30_000)
     with pytest.raises(TokenRefreshBusy):
         provider.token()
 
@@ -289,12 +289,12 @@ def test_the_refresh_lock_is_released_after_success_and_after_failure(
 ) -> None:
     provider = make_provider()
     provider.token()
-    assert redis_client.exists(provider._lock_key) == 0
+    assert redis_client.exists(provider.cache.lock_key) == 0
     ims.status = 503
     provider.invalidate(provider.token())
     with pytest.raises(TransientError):
         provider.token()
-    assert redis_client.exists(provider._lock_key) == 0
+    assert redis_client.exists(provider.cache.lock_key) == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,8 +310,7 @@ def _token_in_child(
         client_id=CLIENT_ID,
         client_secret=SecretStr(SECRET),
         scopes=SCOPES,
-        redis_client=client,
-        prefix=prefix,
+        cache=RedisTokenCache(client, prefix, client_id=CLIENT_ID, scopes=SCOPES),
         timeout=(5.0, 10.0),
     )
     results.put("ready")

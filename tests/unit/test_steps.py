@@ -1,0 +1,377 @@
+"""The contract of each domain step, one execution at a time, through the real runner.
+
+Every execution is ``tasks.runner.execute_once`` (the fence, the lease, the intent and quota scripts,
+the leave) on the real Redis, against the simulator's dispatch in-process (tests/stepkit.py): no
+Celery, no server, no sleep. One ``ManualClock`` is AEP's and the ledger's, so a test moves time.
+POSTs are counted as *attempts* in the simulator's journal, whatever their answer.
+
+The retry policy (tasks/runner.py), branch by branch: ``Done`` publishes the next step; ``Wait``
+the same step after its delay; ``RateLimited`` after ``Retry-After``; another ``TransientError``
+after a backoff, at most ``RETRY_MAX`` in a row; ``JobFailed``, ``DeadlineExceeded``,
+``PermanentError``, ``PreflightRefused``, ``QuotaExhausted``, ``Unaccounted`` and an unexpected
+exception fail the run with their kind; Redis errors leave the carrier for the watchdog.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from aep_activator.aep.api import paths
+from aep_activator.aep.coordination.runs import FailureKind, RunRecord, RunStatus
+from aep_activator.aep.pipeline.plan import PLAN, Step
+from aep_activator.aep.pipeline.scopes import Quota, specs
+from aep_activator.aep.pipeline.steps.base import StepContext, WaitKind
+from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.tasks.runner import Executed, execute_once
+from tests.stepkit import Kit, inprocess_kit, new_run
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = json.loads((ROOT / "examples" / "activation-request.json").read_text())
+DATAFLOW = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
+AUDIENCE = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
+V2 = {"activation_info": {DATAFLOW: [AUDIENCE]}, "version": 2, "segment_job": False}
+
+SEGMENT_POST, EXPORT_POST, ADHOC_POST = paths.SEGMENT_JOBS, paths.EXPORT_JOBS, paths.ADHOC_RUN
+CREATES = [
+    pytest.param("create_segment_job", SEGMENT_POST, "segment_job_id", id="segment_job"),
+    pytest.param("create_export_job", EXPORT_POST, "export_job_id", id="export_job"),
+    pytest.param("run_activation", ADHOC_POST, "flow_runs", id="adhoc"),
+]
+
+
+@pytest.fixture
+def make_kit(redis_url: str, key_prefix: str) -> Iterator[Callable[..., Kit]]:
+    kits: list[Kit] = []
+
+    def make(sim_config: SimulatorConfig | None = None, **settings: Any) -> Kit:
+        kit = inprocess_kit(redis_url, key_prefix, sim_config, **settings)
+        kits.append(kit)
+        return kit
+
+    yield make
+    for kit in kits:
+        kit.rt.redis.close()
+
+
+@pytest.fixture
+def kit(make_kit: Callable[..., Kit]) -> Kit:
+    return make_kit()
+
+
+def drive(kit: Kit, run_id: str, *, until: str | None = None, max_steps: int = 300) -> RunRecord:
+    """Execute the run's current step again and again (moving the clock over each wait) until it
+    ends or reaches the step ``until``."""
+    for _ in range(max_steps):
+        record = kit.record(run_id)
+        if record.terminal or record.step == until:
+            return record
+        done = kit.step(run_id)
+        assert done.verdict == "left", (record.step, done)
+        nxt = done.change.next if done.change else None
+        if nxt is not None and nxt.same_step:
+            kit.clock.advance(max(nxt.delay_s, 30.0))
+    raise AssertionError(f"run {run_id} not at {until or 'its end'} after {max_steps} executions")
+
+
+def waited(done: Executed) -> tuple[str, float]:
+    """The kind and delay of the wait an execution left with (it must be one)."""
+    assert done.verdict == "left" and done.change is not None and done.change.next is not None, done
+    assert done.change.next.same_step, done.change
+    return str(done.change.set["wait_kind"]), done.change.next.delay_s
+
+
+def events(record: RunRecord, step: str) -> list[str]:
+    return [e["event"] for e in record.timeline if e["step"] == step]
+
+
+def used(kit: Kit, quota: Quota, template: str | None = None) -> tuple[int, int]:
+    """(used, pending) slots of the deployment's sandbox window for ``quota``: now, or when the last
+    POST to ``template`` was sent (a test that moved the clock by hours may have crossed a UTC midnight)."""
+    s = kit.rt.settings
+    (spec, *_) = specs(quota, kit.rt.step_config.quotas, org_id=s.aep_org_id or "", sandbox=s.aep_sandbox_name)
+    at = kit.journal("POST", template)[-1]["time"] if template else kit.clock.now()
+    usage = kit.rt.quotas.usage(spec, at)
+    return usage.used, usage.pending
+
+
+# --- happy paths ----------------------------------------------------------------------------------------
+
+
+def test_the_v1_chain_runs_each_step_of_the_plan_in_order_and_posts_each_create_once(kit: Kit) -> None:
+    run_id = new_run(kit.rt, EXAMPLE)
+    visited: list[str] = []
+    for _ in range(300):
+        record = kit.record(run_id)
+        if record.terminal:
+            break
+        if not visited or visited[-1] != record.step:
+            visited.append(record.step)
+        done = kit.step(run_id)
+        if done.change and done.change.next and done.change.next.same_step:
+            kit.clock.advance(max(done.change.next.delay_s, 30.0))
+    assert record.status is RunStatus.SUCCEEDED, record.timeline
+    assert visited == [s.name for s in PLAN.steps]
+    assert (kit.posts(SEGMENT_POST), kit.posts(EXPORT_POST), kit.posts(ADHOC_POST)) == (1, 1, 1)
+    assert record.segment_job_id and record.export_job_id and record.flow_runs
+    assert used(kit, Quota.SEGMENT_JOBS, SEGMENT_POST) == (1, 0) and used(kit, Quota.ADHOC, ADHOC_POST) == (1, 0)
+    assert events(record, "poll_activation")[-1] == "succeeded"
+
+
+def test_a_v2_request_without_a_segment_job_runs_only_the_activation_steps(kit: Kit) -> None:
+    run_id = new_run(kit.rt, V2)
+    assert kit.record(run_id).step == "run_activation"
+    record = drive(kit, run_id)
+    assert record.status is RunStatus.SUCCEEDED
+    assert (kit.posts(SEGMENT_POST), kit.posts(EXPORT_POST), kit.posts(ADHOC_POST)) == (0, 0, 1)
+    (post,) = kit.journal("POST", ADHOC_POST)
+    assert "exportIds" not in post["body"]
+
+
+@pytest.mark.parametrize(("step", "template", "field"), CREATES)
+def test_a_create_step_run_twice_after_its_answer_posts_nothing_more(kit: Kit, step: str, template: str,
+                                                                       field: str) -> None:  # fmt: skip
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until=step)
+    done = kit.step(run_id)
+    assert done.change is not None and done.change.next is not None and done.change.next.publish
+    after = kit.record(run_id)
+    assert getattr(after, field) and step not in after.intents
+    # A redelivered wake-up of the same step carries an old carrier: the fence drops it.
+    assert execute_once(kit.rt, PLAN[step], run_id, done.seq - 1).verdict == "dropped"
+    assert kit.posts(template) == 1
+
+
+# --- a lost answer: look before you create -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("step", "template", "field"), CREATES)
+def test_a_post_whose_answer_was_lost_is_found_and_adopted_and_never_sent_again(
+    kit: Kit, step: str, template: str, field: str
+) -> None:
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until=step)
+    kit.faults(f"POST {template}", hang_rate=1.0)  # AEP does the work, the answer never comes
+    kind, _ = waited(kit.step(run_id))
+    kit.faults(f"POST {template}")
+    lost = kit.record(run_id)
+    assert kind == WaitKind.LOOK and step in lost.intents and "outcome-unknown" in events(lost, step)
+    assert kit.posts(template) == 1
+    record = drive(kit, run_id)
+    assert record.status is RunStatus.SUCCEEDED, record.timeline
+    assert "adopted" in events(record, step)
+    assert kit.posts(template) == 1, "the lost POST's job was adopted, not created again"
+    (post,) = kit.journal("POST", template)
+    assert post["status"] == "hung"
+    if field != "flow_runs":
+        assert post["created"] == getattr(record, field)
+
+
+@pytest.mark.parametrize("fault", ["drop_rate", "error_5xx_rate"])
+@pytest.mark.parametrize(("step", "template", "field"), CREATES)
+def test_a_post_that_aep_did_not_accept_is_sent_again_only_once_its_lists_prove_it(
+    kit: Kit, step: str, template: str, field: str, fault: str
+) -> None:
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until=step)
+    kit.faults(f"POST {template}", **{fault: 1.0})  # answered before AEP did anything; the client cannot tell
+    assert waited(kit.step(run_id))[0] == WaitKind.LOOK
+    kit.faults(f"POST {template}")
+    kit.clock.advance(1.0)
+    # Not long enough after the POST for its job to show: only look again.
+    assert waited(kit.step(run_id))[0] == WaitKind.LOOK
+    assert kit.posts(template) == 1
+    kit.clock.advance(kit.rt.settings.look_settle_s)
+    done = kit.step(run_id)
+    assert done.change is not None and done.change.next is not None and done.change.next.publish
+    first, second = kit.journal("POST", template)
+    assert second["time"] - first["time"] >= kit.rt.settings.look_settle_s
+    assert getattr(kit.record(run_id), field)
+    assert drive(kit, run_id).status is RunStatus.SUCCEEDED
+    if step == "create_segment_job":
+        assert used(kit, Quota.SEGMENT_JOBS, SEGMENT_POST) == (1, 0), "the refused POST's slot was refunded"
+
+
+def test_a_lost_answer_that_aeps_lists_cannot_settle_in_time_fails_the_run_as_unaccounted(make_kit) -> None:
+    kit = make_kit(wait_deadline_s=1)
+    run_id = new_run(kit.rt, EXAMPLE)
+    kit.faults(f"POST {SEGMENT_POST}", drop_rate=1.0)
+    assert waited(kit.step(run_id))[0] == WaitKind.LOOK
+    kit.clock.advance(2.0)  # past the wait deadline, before the lists may prove anything
+    kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.UNACCOUNTED and record.failure.step == "create_segment_job"
+    assert kit.posts(SEGMENT_POST) == 1
+
+
+# --- AEP's "Run already going on" -----------------------------------------------------------------------
+
+
+def test_aeps_run_already_going_on_refunds_the_slot_waits_for_that_run_then_posts(kit: Kit) -> None:
+    # Another deployment with our client id activates the same audience: AEP refuses ours until it ends.
+    other = kit.rt.client.activations.run({DATAFLOW: [AUDIENCE]}, version=2)
+    blocker = other.order[0].run_id
+    run_id = new_run(kit.rt, V2)
+    kind, _ = waited(kit.step(run_id))
+    record = kit.record(run_id)
+    assert kind == WaitKind.CONFLICT and record.blocker == blocker and record.status is RunStatus.WAITING
+    assert used(kit, Quota.ADHOC) == (0, 0), "a refused POST spends no slot"
+    assert kit.posts(ADHOC_POST) == 2
+    assert waited(kit.step(run_id))[0] == WaitKind.CONFLICT  # the blocker still runs: no POST
+    assert kit.posts(ADHOC_POST) == 2
+    kit.clock.advance(kit.sim.config.durations.activation_run_s + 1)
+    record = drive(kit, run_id)
+    assert record.status is RunStatus.SUCCEEDED and kit.posts(ADHOC_POST) == 3
+    assert blocker not in [o["run_id"] for o in record.flow_runs]
+
+
+# --- quotas ---------------------------------------------------------------------------------------------
+
+
+def test_a_used_up_segment_job_quota_makes_the_run_wait_for_the_next_window_posting_nothing(make_kit) -> None:
+    kit = make_kit(quota_segment_jobs_per_day=1)
+    first = new_run(kit.rt, EXAMPLE)
+    drive(kit, first, until="poll_segment_job")
+    second = new_run(kit.rt, EXAMPLE)
+    kind, delay = waited(kit.step(second))
+    record = kit.record(second)
+    assert kind == WaitKind.QUOTA and record.status is RunStatus.WAITING and not record.intents
+    (spec, *_) = specs(Quota.SEGMENT_JOBS, kit.rt.step_config.quotas, org_id=kit.rt.settings.aep_org_id or "",
+                       sandbox="prod")  # fmt: skip
+    _, window_end = spec.window.containing(kit.clock.now())
+    assert delay == pytest.approx(window_end - kit.clock.now() + 1.0, abs=2.0)
+    assert kit.posts(SEGMENT_POST) == 1
+
+
+def test_a_used_up_quota_fails_a_run_that_asked_to_fail_and_posts_nothing(make_kit) -> None:
+    kit = make_kit(quota_adhoc_per_day=1)
+    assert drive(kit, new_run(kit.rt, V2)).status is RunStatus.SUCCEEDED
+    run_id = new_run(kit.rt, {**V2, "on_quota": "fail"})
+    kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.QUOTA and kit.posts(ADHOC_POST) == 1
+
+
+# --- deadlines and AEP's failures -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "setting", "delete"),
+    [
+        ("poll_segment_job", "poll_segment_deadline_s", paths.SEGMENT_JOB),
+        ("poll_export_job", "poll_export_deadline_s", paths.EXPORT_JOB),
+        ("poll_activation", "poll_activation_deadline_s", None),
+    ],
+)
+def test_a_poll_past_its_deadline_cancels_the_job_and_fails_the_run_as_deadline(
+    make_kit, step: str, setting: str, delete: str | None
+) -> None:
+    kit = make_kit(**{setting: 10})
+    run_id = new_run(kit.rt, EXAMPLE)
+    record = drive(kit, run_id, until=step)
+    kit.step(run_id)  # the job is just created: a wait
+    kit.clock.advance(11)
+    kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None, record.timeline
+    assert record.failure.kind is FailureKind.DEADLINE and record.failure.step == step
+    assert len(kit.journal("DELETE", delete)) == (1 if delete else 0)
+
+
+@pytest.mark.parametrize(
+    ("rate", "step"),
+    [("segment_job", "poll_segment_job"), ("export_job", "poll_export_job"), ("activation_run", "poll_activation")],
+)
+def test_an_aep_job_that_ends_failed_fails_the_run_as_aep_job_failed(make_kit, rate: str, step: str) -> None:
+    kit = make_kit(SimulatorConfig(seed=1, failure_rates={rate: 1.0}))
+    record = drive(kit, new_run(kit.rt, EXAMPLE))
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.AEP_JOB_FAILED and record.failure.step == step
+
+
+# --- the retry policy -----------------------------------------------------------------------------------
+
+
+def test_a_429_waits_for_its_retry_after_without_spending_the_error_budget(kit: Kit) -> None:
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="poll_segment_job")
+    kit.faults(f"GET {paths.SEGMENT_JOB}", rate_429=1.0, retry_after_s=7)
+    kind, delay = waited(kit.step(run_id))
+    assert kind == WaitKind.RATE_LIMIT and delay == 7
+    assert kit.record(run_id).errors == 0
+
+
+def test_transient_errors_back_off_count_up_and_reset_on_success(make_kit) -> None:
+    kit = make_kit(retry_max=3)
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="poll_segment_job")
+    kit.faults(f"GET {paths.SEGMENT_JOB}", error_5xx_rate=1.0)
+    delays = []
+    for n in (1, 2):
+        kind, delay = waited(kit.step(run_id))
+        assert kind == WaitKind.RETRY and kit.record(run_id).errors == n
+        delays.append(delay)
+    assert 0 < delays[0] <= kit.rt.settings.retry_cap_s and 0 < delays[1] <= kit.rt.settings.retry_cap_s
+    kit.faults(f"GET {paths.SEGMENT_JOB}")
+    assert waited(kit.step(run_id))[0] == WaitKind.AEP  # the job is still running
+    assert kit.record(run_id).errors == 0
+
+
+def test_transient_errors_beyond_retry_max_in_a_row_fail_the_run_as_retries(make_kit) -> None:
+    kit = make_kit(retry_max=2)
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="poll_segment_job")
+    kit.faults(f"GET {paths.SEGMENT_JOB}", error_5xx_rate=1.0)
+    for _ in range(3):
+        kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.RETRIES and "gave up after 2 retries" in record.failure.message
+
+
+def test_a_refused_post_fails_the_run_as_permanent_and_refunds_its_slot(kit: Kit) -> None:
+    run_id = new_run(kit.rt, {**EXAMPLE, "segment_ids": ["00000000-0000-4000-8000-000000000000"]})
+    kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None, record.timeline
+    assert record.failure.kind is FailureKind.PERMANENT
+    assert kit.posts(SEGMENT_POST) == 1 and used(kit, Quota.SEGMENT_JOBS) == (0, 0)
+
+
+def test_an_audience_not_mapped_to_its_dataflow_fails_the_preflight_spending_nothing(kit: Kit) -> None:
+    run_id = new_run(kit.rt, {**V2, "activation_info": {DATAFLOW: ["00000000-0000-4000-8000-000000000001"]}})
+    kit.step(run_id)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.PREFLIGHT
+    assert kit.posts(ADHOC_POST) == 0 and used(kit, Quota.ADHOC) == (0, 0)
+
+
+def test_an_unexpected_exception_fails_the_run_as_a_bug(kit: Kit) -> None:
+    def broken(ctx: StepContext) -> Any:
+        raise KeyError("no such field")
+
+    run_id = new_run(kit.rt, V2)
+    execute_once(kit.rt, Step("run_activation", broken), run_id, kit.record(run_id).seq)
+    record = kit.record(run_id)
+    assert record.status is RunStatus.FAILED and record.failure is not None
+    assert record.failure.kind is FailureKind.BUG and "KeyError" in record.failure.message
+
+
+def test_a_redis_error_inside_a_step_leaves_the_run_open_with_its_carrier(kit: Kit) -> None:
+    def redis_down(ctx: StepContext) -> Any:
+        raise redis.ConnectionError("Connection refused")
+
+    run_id = new_run(kit.rt, V2)
+    before = kit.record(run_id)
+    with pytest.raises(redis.ConnectionError):
+        execute_once(kit.rt, Step("run_activation", redis_down), run_id, before.seq)
+    after = kit.record(run_id)
+    assert not after.terminal and after.step == "run_activation" and after.carrier
