@@ -132,6 +132,7 @@ def token_provider(s: Settings, client: redis.Redis) -> TokenProvider:
         redis_client=client,
         prefix=s.aep_key_prefix,
         timeout=(s.aep_connect_timeout_s, s.aep_read_timeout_s),
+        org_id=s.aep_org_id or "",
     )
 
 

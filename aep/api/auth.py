@@ -61,7 +61,11 @@ class TokenRefreshBusy(RateLimited):
 
 
 class IMSTokenProvider:
-    """A token cached in Redis under ``{prefix}ims:token:{hash(client_id, scopes)}``."""
+    """A token cached in Redis under ``{prefix}ims:token:{hash(ims_url, org_id, client_id, scopes)}``.
+
+    The IMS host and the org are part of the key: after ``AEP_IMS_URL`` or ``AEP_ORG_ID`` changes, the
+    token another IMS or org issued is not reused (it would only be found out by AEP's 401).
+    """
 
     def __init__(
         self,
@@ -77,13 +81,14 @@ class IMSTokenProvider:
         refresh_margin_s: float = 600.0,
         lock_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        org_id: str = "",
     ) -> None:
         self._url = ims_url.rstrip("/") + "/ims/token/v3"
         self._client_id = client_id
         self._secret = client_secret
         self._scopes = scopes
         self._redis = redis_client
-        digest = hashlib.sha256(f"{client_id}|{scopes}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self._url}|{org_id}|{client_id}|{scopes}".encode()).hexdigest()[:16]
         self._key = f"{prefix}ims:token:{digest}"
         self._lock_key = f"{prefix}ims:lock:{digest}"
         self._session = session or requests.Session()
