@@ -324,8 +324,9 @@ def api_key(name: str, role: str) -> None:
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
         fail("NAME: letters, digits, '-', '_' and '.' only, at most 64")
     key, entry = new_key(name, role)  # type: ignore[arg-type]
-    console.print(f"key (give it to the caller; it is not stored anywhere): {key}")
-    console.print(f"API_KEYS entry (add it, comma separated):            {entry}")
+    # soft_wrap: a key or an entry is copied whole, never split across lines at the terminal's width.
+    console.print(f"key (give it to the caller; it is not stored anywhere): {key}", soft_wrap=True)
+    console.print(f"API_KEYS entry (add it, comma separated):            {entry}", soft_wrap=True)
 
 
 COMMANDS = (worker, beat, flower, schedules, config, api, api_key)
