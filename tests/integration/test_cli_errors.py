@@ -188,3 +188,21 @@ def test_flower_on_a_busy_port_says_so_in_one_line_and_exits_2(make_stack):
         out = aep(env, "flower", "--port", str(port))
     assert out.returncode == 2
     assert f"FLOWER_PORT: cannot listen on 127.0.0.1:{port}" in one_line_error(out)
+
+
+def test_a_settings_error_names_the_variable_and_no_strict_checks_does_not_downgrade_it(make_stack):
+    env = {**make_stack().env(), "VISIBILITY_TIMEOUT_S": "10", "TASK_TIME_LIMIT_S": "20"}
+    out = aep(env, "worker", "--no-strict-checks")
+    assert out.returncode == 2
+    line = one_line_error(out)
+    assert line.startswith("error: invalid configuration: VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S")
+    assert "SETTINGS" not in line
+
+
+def test_too_many_audiences_names_activation_info(make_stack):
+    env = make_stack().env()
+    audiences = ",".join(f"a{i}" for i in range(81))
+    out = aep(env, "run", "-d", f"{FLOW}={audiences}", "--version", "2", "--no-segment-job")
+    assert out.returncode == 2
+    assert "activation_info: 81 audiences in one ad-hoc job; AEP allows at most 80" in one_line_error(out)
+    assert "request: request:" not in out.stderr

@@ -255,6 +255,22 @@ def test_the_readme_docker_compose_and_honcho_commands_match_their_files() -> No
         assert words[0] == "aep-activator" and words[1] in main.commands, line
 
 
+def test_an_invalid_request_raises_what_the_readme_says_and_enqueues_nothing(make_stack) -> None:
+    from pydantic import ValidationError
+
+    from aep_activator import ActivationRequest, InvalidRequest
+
+    make_stack()
+    bad = {"activation_info": {FLOW: [AUDIENCE]}, "version": 1, "bogus": 1}
+    with pytest.raises(ValidationError) as built:
+        ActivationRequest(**bad)
+    with pytest.raises(InvalidRequest) as started:
+        start_activation(bad)
+    assert isinstance(built.value, ValueError) and isinstance(started.value, ValueError)
+    assert "bogus" in str(started.value)
+    assert runtime().ledger.recent(5) == []
+
+
 def _example() -> dict[str, Any]:
     import json
 
