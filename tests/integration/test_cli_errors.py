@@ -31,11 +31,12 @@ MAPPED = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
 UNMAPPED = "db8961e9-d52f-45bc-b3fb-76d0382a6851"  # the fixture maps it to no dataflow: preflight fails the run
 
 
-def aep(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def aep(env: dict[str, str], *args: str, timeout: float = 60,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """``aep-activator ARGS`` with exactly ``env`` on top of PATH/HOME, stdout and stderr captured (not a tty)."""
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     return subprocess.run([BINARY, *args], env={**base, "COLUMNS": "80", **env}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+                          timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
 
 
 def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
@@ -206,3 +207,17 @@ def test_too_many_audiences_names_activation_info(make_stack):
     assert out.returncode == 2
     assert "activation_info: 81 audiences in one ad-hoc job; AEP allows at most 80" in one_line_error(out)
     assert "request: request:" not in out.stderr
+
+
+def test_schedules_work_from_any_directory_and_a_disabled_schedule_lists_no_fire_times(tmp_path):
+    env = {"AEP_KEY_PREFIX": "cli-schedules:"}
+    checked = aep(env, "schedules", "check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "config/schedules.toml: OK (2 schedules, 1 enabled)" in checked.stdout
+    listed = aep(env, "schedules", "list", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("│")[1].strip(): line for line in listed.stdout.splitlines() if line.startswith("│ ") and
+            line.split("│")[1].strip()}  # fmt: skip
+    assert set(rows) == {"email-audience", "weekly-latest-results"}  # whole names, none wrapped mid-word
+    assert "never (disabled)" in rows["weekly-latest-results"]
+    assert not re.search(r"\d{4}-\d\d-\d\d", rows["weekly-latest-results"])

@@ -8,6 +8,7 @@ the schedule model when it runs, not when the CLI loads.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,7 +16,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from aep_activator.config.settings import Settings
-from aep_activator.workers.cli.common import console, err_console, fail, ping_redis, settings_or_exit, use_settings
+from aep_activator.workers.cli.common import (
+    console,
+    err_console,
+    fail,
+    ping_redis,
+    print_whole,
+    settings_or_exit,
+    use_settings,
+)
 
 if TYPE_CHECKING:
     from aep_activator.aep.pipeline.schedules import ScheduleFile
@@ -124,7 +133,8 @@ def beat(
         fail(str(exc))
     run_self_checks("beat", strict=strict_checks)  # also points this process's app at `s`
     app.conf.update(config)
-    console.print(f"beat: {len(parsed.enabled)} of {len(parsed.schedule)} schedules enabled (cron in UTC)")
+    total = len(parsed.schedule)
+    console.print(f"beat: {len(parsed.enabled)} of {total} schedule{'' if total == 1 else 's'} enabled (cron in UTC)")
     run_beat(app, loglevel=loglevel)
 
 
@@ -144,8 +154,9 @@ def schedules_check(path: str | None) -> None:
     path = path or s.aep_schedules_file
     parsed = _load_or_exit(path)
     _print_warnings(parsed, s)
-    counts = f"{len(parsed.schedule)} schedules, {len(parsed.enabled)} enabled"
-    console.print(f"[green]{path}: OK[/green] ({counts})")
+    total = len(parsed.schedule)
+    counts = f"{total} schedule{'' if total == 1 else 's'}, {len(parsed.enabled)} enabled"
+    console.print(f"[green]{schedule_path(path)}: OK[/green] ({counts})", soft_wrap=True)
 
 
 @schedules.command("list")
@@ -160,16 +171,28 @@ def schedules_list(path: str | None, count: int) -> None:
     parsed = _load_or_exit(path or s.aep_schedules_file)
     now = dt.datetime.now(dt.UTC)
     table = Table(title=f"schedules (next {count} fire times, UTC)", title_justify="left")
-    table.add_column("name", overflow="fold")
-    for col in ("cron (UTC)", "enabled", "segment job", "next fire times (UTC)"):
-        table.add_column(col, no_wrap=True)
+    for col in ("name", "cron (UTC)", "enabled", "segment job", "next fire times (UTC)"):
+        table.add_column(col, no_wrap=True)  # a name is copied whole: never wrapped mid-word
     for sch in parsed.schedule:
         times = "\n".join(f"{t:%Y-%m-%d %H:%M}" for t in next_fire_times(sch, count, now))
         yes_no = {True: "yes", False: "no"}
         table.add_row(sch.name, sch.cron, yes_no[sch.enabled], yes_no[sch.spends_segment_job],
-                      times if sch.enabled else f"[dim]{times}[/dim]")
-    console.print(table)
+                      times if sch.enabled else "never (disabled)")  # fmt: skip
+    print_whole(table)
     _print_warnings(parsed, s)
+
+
+def schedule_path(path: str) -> Path:
+    """Where the schedule file is: ``path`` itself when absolute or found from the current directory, else
+    ``path`` inside the installed package (``config/schedules.toml`` ships in it), so the default works from
+    any directory."""
+    import aep_activator
+
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    packaged = Path(aep_activator.__file__).parent / given
+    return packaged if packaged.exists() else given
 
 
 def _load_or_exit(path: str) -> ScheduleFile[Any]:
@@ -177,7 +200,7 @@ def _load_or_exit(path: str) -> ScheduleFile[Any]:
     from aep_activator.workers.beat import load_activation_schedules
 
     try:
-        return load_activation_schedules(path)
+        return load_activation_schedules(schedule_path(path))
     except ScheduleError as exc:
         fail(str(exc))
 
