@@ -221,3 +221,30 @@ def test_schedules_work_from_any_directory_and_a_disabled_schedule_lists_no_fire
     assert set(rows) == {"email-audience", "weekly-latest-results"}  # whole names, none wrapped mid-word
     assert "never (disabled)" in rows["weekly-latest-results"]
     assert not re.search(r"\d{4}-\d\d-\d\d", rows["weekly-latest-results"])
+
+
+def test_a_second_beat_says_it_is_on_standby_while_another_holds_the_lock(make_stack, redis_client):
+    stack = make_stack()
+    env = stack.env()
+    redis_client.set(f"{stack.prefix}redbeat::lock", "another-beat", px=60_000)
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    proc = subprocess.Popen([BINARY, "beat"], env={**base, **env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if "standby" in line or not line:
+                break
+        assert any(
+            re.search(r"beat: standby: another beat holds the lock \S+redbeat::lock \(until \d\d:\d\d:\d\d UTC", s)
+            for s in seen
+        ), "".join(seen)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=15)
+        if proc.stdout is not None:
+            proc.stdout.close()

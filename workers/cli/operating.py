@@ -135,6 +135,14 @@ def beat(
     app.conf.update(config)
     total = len(parsed.schedule)
     console.print(f"beat: {len(parsed.enabled)} of {total} schedule{'' if total == 1 else 's'} enabled (cron in UTC)")
+    import time
+
+    from aep_activator.tasks.runtime import runtime
+    from aep_activator.workers.beat import lock_key, standby_notice
+
+    # RedBeat blocks on its lock without a word; say why this beat waits (it takes over when the lock is free).
+    if notice := standby_notice(s, int(runtime().redis.pttl(lock_key(s))), time.time()):
+        console.print(notice, soft_wrap=True)
     run_beat(app, loglevel=loglevel)
 
 
