@@ -148,23 +148,32 @@ def current_wait(record: Any) -> str | None:
     return f"{record.waiting_reason}{until}"
 
 
-def render_run(record: Any, *, max_rows: int = 30) -> Group:
-    """The run's headline and current wait (above the table, always visible), then its newest ``max_rows`` events."""
+def render_run(record: Any, *, max_rows: int = 30, live: bool = False) -> Group:
+    """The run's headline and current wait (above the table, always visible), then its newest ``max_rows`` events.
+
+    ``live`` (``status --watch``): one line per event, details cut to the width, so the rows fit the screen.
+    """
     head = [Text(f"run {record.run_id} · {record.status.upper()} · step {record.step}", style="bold")]
     if wait := current_wait(record):
         head.append(Text(f"waiting: {wait}"))
     table = Table()
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("step", no_wrap=True)
-    table.add_column("event", no_wrap=True)
-    table.add_column("detail", overflow="fold")
     events = record.timeline
-    if len(events) > max_rows:
-        older = len(events) - max_rows
-        table.add_row("", "", "…", f"{older} older events (aep-activator status --json {record.run_id})")
-        events = events[-max_rows:]
-    for ev in events:
-        table.add_row(when(ev.get("t")), ev.get("step", ""), ev.get("event", ""), ev.get("detail", ""))
+    older = len(events) - max_rows + 1 if len(events) > max_rows else 0
+    if older:
+        events = events[-(max_rows - 1):]
+    # Live, the time is HH:MM:SS and the step and event get their full width: only the detail is cut.
+    rows = [(when(ev.get("t"))[11:] if live else when(ev.get("t")), ev.get("step", ""), ev.get("event", ""),
+             ev.get("detail", "")) for ev in events]  # fmt: skip
+    widths = [max([len(r[i]) for r in rows] + [len(name)]) for i, name in enumerate(("time (UTC)", "step", "event"))]
+    for width, name in zip(widths, ("time (UTC)", "step", "event"), strict=True):
+        table.add_column(name, no_wrap=True, min_width=width)
+    # 13: the five borders and the padding of four columns.
+    detail_width = max(10, console.width - sum(widths) - 13) if live else None
+    table.add_column("detail", overflow="ellipsis" if live else "fold", no_wrap=live, max_width=detail_width)
+    if older:
+        table.add_row("", "", "…", f"{older} older events (status --json shows all)")
+    for row in rows:
+        table.add_row(*row)
     ids = []
     if record.segment_job_id:
         ids.append(f"segment job {record.segment_job_id}")
@@ -184,7 +193,8 @@ def status_exit_code(record: Any) -> int:
 
 
 def _watch_rows() -> int:
-    """Timeline rows that fit the terminal with the title, the header, the borders and the caption."""
+    """Timeline rows that fit the terminal with the headline and wait (3 lines), the header and borders (4) and
+    the caption (3)."""
     return max(3, console.size.height - 10)
 
 
@@ -210,11 +220,11 @@ def status(run_id: str, watch: bool, as_json: bool, interval: float) -> None:
     elif not watch:
         console.print(render_run(record))
     else:
-        with Live(render_run(record, max_rows=_watch_rows()), console=console, refresh_per_second=4) as live:
+        with Live(render_run(record, max_rows=_watch_rows(), live=True), console=console, refresh_per_second=4) as view:
             while not record.terminal:
                 time.sleep(interval)  # the CLI process, not a worker
                 record = get_run(run_id) or record
-                live.update(render_run(record, max_rows=_watch_rows()))
+                view.update(render_run(record, max_rows=_watch_rows(), live=True))
     sys.exit(status_exit_code(record))
 
 
