@@ -101,6 +101,10 @@ def test_flower_shows_why_a_step_waits_and_that_a_cancelled_one_is_revoked(make_
             assert exception, text
             assert re.match(r"segment job \S+ is (NEW|QUEUED|PROCESSING); next check in ", exception.group(1)), text
             assert "Traceback" not in exception.group(1) and "Waiting(" not in exception.group(1)
+            # The README's picture of it (make screenshots sets SCREENSHOTS_DIR=docs); else a scratch copy.
+            shot = Path(os.environ.get("SCREENSHOTS_DIR") or stack.log_dir) / "flower-waiting-task.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
 
             page.goto(f"{base}/tasks")
             row = page.locator("table#tasks-table tbody tr", has_text=task_id)
