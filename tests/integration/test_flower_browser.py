@@ -117,6 +117,8 @@ def test_flower_shows_why_a_step_waits_and_that_a_cancelled_one_is_revoked(make_
                                        text=True, timeout=60)  # fmt: skip
             assert cancelled.returncode == 0, cancelled.stderr
             assert f"run {run_id} is cancelled" in cancelled.stdout
+            rt = runtime()
+            assert rt.redis.zscore(rt.keys.carriers, run_id) is None  # out of the delay queue: nothing wakes it
             page.goto(f"{base}/task/{task_id}")
             expect(page.locator("body")).to_contain_text("REVOKED", timeout=20_000)
             assert "RETRY" not in page.locator("dl, table").first.inner_text()
