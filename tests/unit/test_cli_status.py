@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from aep_activator.workers.cli import producing
+from aep_activator.workers.cli import watching as producing
 
 
 def record(events: int, **kw: Any) -> SimpleNamespace:

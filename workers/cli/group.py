@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from aep_activator.workers.cli import dev, operating, producing
+from aep_activator.workers.cli import dev, inspecting, operating, producing, watching
 
 
 class Group(click.Group):
@@ -44,5 +44,5 @@ def main() -> None:
     """
 
 
-for _command in (*producing.COMMANDS, *operating.COMMANDS, *dev.COMMANDS):
+for _command in (*producing.COMMANDS, *watching.COMMANDS, *operating.COMMANDS, *inspecting.COMMANDS, *dev.COMMANDS):
     main.add_command(_command)
