@@ -238,7 +238,7 @@ def test_the_readme_send_task_example_reaches_a_worker_as_printed(make_stack) ->
 def test_the_readme_docker_compose_and_honcho_commands_match_their_files() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    mentioned = inline("docker compose")
+    mentioned = [m for m in inline("docker compose") if m != "docker compose"]  # a bare name is no command
     assert mentioned, "the README names no docker compose command"
     for text in mentioned:
         args = shlex.split(text)[2:]
