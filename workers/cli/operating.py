@@ -45,7 +45,7 @@ def run_self_checks(role: str, *, strict: bool = True) -> None:
     problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc() + check_removed_settings()
     for p in problems:
         level = "[red]refusing:[/red]" if p.fatal and strict else "[yellow]warning:[/yellow]"
-        err_console.print(f"{role} self-check {level} {p.message}")
+        err_console.print(f"{role} self-check {level} {p.message}", soft_wrap=True)
     if strict and any(p.fatal for p in problems):
         fail(f"{role} start-up checks failed (pass --no-strict-checks to start anyway)", code=3)
     from aep_activator.tasks.upgrade import LayoutTooNew, check_layout
@@ -220,7 +220,7 @@ def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
 
     for warning in quota_warnings(parsed, quota_limits(s), now=dt.datetime.now(dt.UTC),
                                   default_sandbox=s.aep_sandbox_name):
-        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 # --- api ---------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def api(address: str | None, port: int | None, insecure_no_auth: bool) -> None:
             "cancel and resume runs"
         err_console.print(Panel(warning, title="INSECURE", border_style="red"))
     elif address not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/yellow] the API binds {address}: serve it behind TLS")
+        err_console.print(f"[yellow]warning:[/yellow] the API binds {address}: serve it behind TLS", soft_wrap=True)
     from aep_activator.workers.logs import configure_logging
 
     configure_logging(s.log_format)

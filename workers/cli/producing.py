@@ -198,7 +198,7 @@ def quota(as_json: bool) -> None:
     for u in rows:
         if u.name.endswith("_year") and u.limit and u.used >= 0.8 * u.limit:
             err_console.print(f"[yellow]warning:[/yellow] {u.scope}: {u.used} of {u.limit} on-demand segment jobs "
-                              f"this contract year ({100 * u.used // u.limit} %)")  # fmt: skip
+                              f"this contract year ({100 * u.used // u.limit} %)", soft_wrap=True)  # fmt: skip
     if report:
         for name, sb in report["sandboxes"].items():
             if sb.get("error"):
