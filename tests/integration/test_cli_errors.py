@@ -28,6 +28,7 @@ BINARY = str(Path(sys.executable).with_name("aep-activator"))
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 FLOW = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
 MAPPED = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
+OTHER = "7f04b2a6-5f7e-4e7f-9b3a-6d3c4e2a1b5c"
 UNMAPPED = "db8961e9-d52f-45bc-b3fb-76d0382a6851"  # the fixture maps it to no dataflow: preflight fails the run
 
 
@@ -151,19 +152,23 @@ def test_runs_and_quota_never_truncate_ids_or_names_on_a_narrow_terminal(make_st
 
 def test_status_shows_every_wait_and_exits_with_the_run_state(make_stack):
     # Speed 1 and a 30 s first poll: the segment job stays PROCESSING, so the run waits on an AEP poll.
-    slow_polls = {"POLL_SEGMENT_INITIAL_S": "30", "POLL_SEGMENT_CAP_S": "60"}
+    slow_polls = {"POLL_SEGMENT_INITIAL_S": "30", "POLL_SEGMENT_CAP_S": "60", "POLL_ACTIVATION_INITIAL_S": "30",
+                  "POLL_ACTIVATION_CAP_S": "60"}  # fmt: skip
     stack = make_stack(SimulatorConfig(speed=1, seed=14), env=slow_polls)
     env = stack.env()
     worker = stack.start_worker()
     polling = aep(env, "run", "-d", f"{FLOW}={MAPPED}", "--version", "2").stdout.strip()
     failing = aep(env, "run", "-d", f"{FLOW}={UNMAPPED}", "--version", "2", "--no-segment-job").stdout.strip()
+    activating = aep(env, "run", "-d", f"{FLOW}={OTHER}", "--version", "2", "--no-segment-job").stdout.strip()
     queued_only = aep({**env, "AEP_QUEUE": "nobody-reads-this"}, "run", EXAMPLE).stdout.strip()
     stack.wait_worker_ready(worker)
     deadline = time.monotonic() + 60
     while True:
         record = json.loads(aep(env, "status", "--json", polling).stdout)
         failed = json.loads(aep(env, "status", "--json", failing).stdout)
-        if record.get("waiting_reason") and record["step"] == "poll_segment_job" and failed["status"] == "failed":
+        flow = json.loads(aep(env, "status", "--json", activating).stdout)
+        if (record.get("waiting_reason") and record["step"] == "poll_segment_job" and failed["status"] == "failed"
+                and flow["step"] == "poll_activation" and flow.get("waiting_reason")):  # fmt: skip
             break
         assert time.monotonic() < deadline, (record, failed, stack.worker_log()[-3000:])
         time.sleep(0.3)
@@ -174,6 +179,7 @@ def test_status_shows_every_wait_and_exits_with_the_run_state(make_stack):
     flat = " ".join(shown.stdout.split())
     assert waits and re.search(r"is (NEW|QUEUED|PROCESSING) \(next check ", flat), shown.stdout
     assert aep(env, "status", failing).returncode == 5
+    assert flow["waiting_reason"] == "1 of 1 flow run still running"  # its plural agrees with its count
     assert aep(env, "status", "--json", queued_only).returncode == 7
     assert aep(env, "cancel", polling).returncode == 0
     assert aep(env, "status", polling).returncode == 6
