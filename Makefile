@@ -32,9 +32,10 @@ bench: $(INSTALLED)
 chaos: $(INSTALLED)
 	CHAOS_SCALE=full $(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 
-# The README's console screenshots (docs/console-*.png), taken with Debian's chromium; CI never runs this.
+# The README's screenshots (docs/console-*.png, docs/flower-waiting-task.png) with Debian's chromium; CI never runs this.
 screenshots: $(INSTALLED)
 	$(PY) -m tests.screenshots
+	SCREENSHOTS_DIR=docs $(VENV)/bin/pytest -q tests/integration/test_flower_browser.py
 
 # Caches and build output only; the venv stays (rm -rf $(VENV) to rebuild it from scratch).
 clean:

@@ -7,6 +7,7 @@ through ``aep.api.models``). The input value is never printed: it could be a sec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
@@ -34,8 +35,14 @@ def error_lines(exc: ValidationError, *, where: Callable[[Loc], str] = dotted, e
     lines = []
     for err in exc.errors(include_input=False, include_url=False):
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{where(err['loc']) or empty}: {msg}")
+        loc = where(err["loc"])
+        # A model-level error that names its own field or variable ("export_job: …", "VISIBILITY_TIMEOUT_S must
+        # …") is shown under that name, not under ``empty`` ("SETTINGS:", "request:").
+        lines.append(msg if not loc and NAMES_ITSELF.match(msg) else f"{loc or empty}: {msg}")
     return lines
+
+
+NAMES_ITSELF = re.compile(r"^([a-z_][\w.]*: |[A-Z][A-Z0-9_]{2,}[: ])")
 
 
 def describe_validation_error(

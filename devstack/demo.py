@@ -150,8 +150,8 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
                 time.sleep(0.1)
                 run = rt.ledger.get(run_id) or run
                 live.update(progress_table(run, steps))
-        if not console.is_terminal:
-            console.line()  # a Live that is not on a terminal prints its last frame without the newline
+        # Piped, Live's last frame ends without a newline: the summary would start on its bottom border.
+        console.line()
         console.print(summary(run, rt))
         if not run.terminal:
             console.print("[red]the run did not finish within 120 s[/red]; worker log tail:")

@@ -130,7 +130,10 @@ def token_provider(s: Settings, client: redis.Redis) -> TokenProvider:
         client_id=s.aep_client_id,
         client_secret=s.aep_client_secret,
         scopes=s.aep_scopes,
-        cache=RedisTokenCache(client, s.aep_key_prefix, client_id=s.aep_client_id, scopes=s.aep_scopes),
+        cache=RedisTokenCache(
+            client, s.aep_key_prefix, client_id=s.aep_client_id, scopes=s.aep_scopes, ims_url=s.aep_ims_url,
+            org_id=s.aep_org_id or "",
+        ),
         timeout=(s.aep_connect_timeout_s, s.aep_read_timeout_s),
     )
 

@@ -12,6 +12,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from playwright.sync_api import BrowserContext, sync_playwright
 
@@ -25,13 +26,15 @@ def chromium_present() -> bool:
 
 
 @contextmanager
-def browser() -> Iterator[BrowserContext]:
-    """A headless chromium with a fresh profile (deleted afterwards)."""
+def browser(**context_options: Any) -> Iterator[BrowserContext]:
+    """A headless chromium with a fresh profile (deleted afterwards); ``context_options`` go to Playwright
+    (e.g. ``http_credentials`` for Flower's basic auth)."""
     profile = tempfile.mkdtemp(prefix="aep-chromium-")
     try:
         with sync_playwright() as p:
             context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 900}
+                profile, executable_path=CHROMIUM, headless=True, args=ARGS, viewport={"width": 1280, "height": 900},
+                **context_options,
             )
             try:
                 yield context

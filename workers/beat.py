@@ -178,6 +178,20 @@ def cron_of(schedule: crontab) -> Cron:
     return parse_cron(" ".join(",".join(str(v) for v in sorted(getattr(schedule, f))) for f in fields))
 
 
+def lock_key(settings: Settings) -> str:
+    """RedBeat's lock key for these settings (RedBeat appends ``:lock`` to ``redbeat_key_prefix``)."""
+    return f"{settings.aep_key_prefix}redbeat::lock"
+
+
+def standby_notice(settings: Settings, ttl_ms: int, now: float) -> str | None:
+    """What a beat that must wait says, given the lock's remaining ``ttl_ms`` (``PTTL``); ``None``: it is free."""
+    if ttl_ms <= 0:
+        return None
+    until = dt.datetime.fromtimestamp(now + ttl_ms / 1000, dt.UTC).strftime("%H:%M:%S")
+    return (f"beat: standby: another beat holds the lock {lock_key(settings)} (until {until} UTC unless it renews "
+            "it); this one takes over when that beat stops or dies")  # fmt: skip
+
+
 def run_beat(app: Celery, *, loglevel: str = "info") -> None:
     """Run beat in this process with the app's configuration (see :func:`beat_config`); blocks."""
     app.Beat(loglevel=loglevel, scheduler=SCHEDULER, max_interval=app.conf.beat_max_loop_interval).run()

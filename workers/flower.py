@@ -33,6 +33,9 @@ from pydantic import SecretStr
 from aep_activator.config.settings import Settings
 
 MAX_TASKS = 10_000
+# The tasks page's columns: the arguments (the run id, the carrier number) to search by, and the
+# exception, which for a waiting step (RETRY) says in words what it waits on.
+TASKS_COLUMNS = "name,uuid,state,args,exception,received,started,runtime,worker"
 # Flower saves its state on exit; also every minute, so a kill -9 loses at most a minute of history.
 STATE_SAVE_INTERVAL_MS = 60_000
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -75,6 +78,7 @@ def flower_argv(settings: Settings, env: Mapping[str, str], *, address: str, por
         f"--db={state_file(settings, env)}",
         f"--max_tasks={MAX_TASKS}",
         f"--state_save_interval={STATE_SAVE_INTERVAL_MS}",
+        f"--tasks_columns={TASKS_COLUMNS}",
     ]
 
 
@@ -103,6 +107,28 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is not None and not isinstance(value, SecretStr):
             out[name.upper()] = str(value)
     return out
+
+
+def port_problem(address: str, port: int) -> str | None:
+    """Why Flower could not listen on ``address:port`` (in use, not an address here), or ``None``.
+
+    Checked before Flower starts, so a busy port is one line rather than Tornado's ``OSError`` traceback.
+    (Another process could still take the port in between; Flower's own error then stands.)
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"FLOWER_ADDRESS: cannot use {address!r} ({exc})"
+    family, _, _, _, sockaddr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            return f"FLOWER_PORT: cannot listen on {address}:{port} ({exc.strerror or exc}); choose another with --port"
+    return None
 
 
 def flower_warnings(*, address: str, port: int, insecure_no_auth: bool) -> list[str]:

@@ -1,7 +1,7 @@
 """The IMS access token shared by every worker process, and the lock that makes its refresh single-flight.
 
-Keys (``keys.py`` has the whole layout), per OAuth client and scope set (``digest`` is the first 16 hex
-characters of SHA-256 over ``<client id>|<scopes>``):
+Keys (``keys.py`` has the whole layout), per IMS host, org, OAuth client and scope set (``digest`` is the
+first 16 hex characters of SHA-256 over ``<IMS URL>|<org id>|<client id>|<scopes>``):
 
     {prefix}ims:token:{digest}   STRING JSON {access_token, expires_at (epoch s)}, PX = the token's lifetime
     {prefix}ims:lock:{digest}    STRING the refreshing process's lock id, PX = lock_ttl_s
@@ -24,10 +24,13 @@ class RedisTokenCache:
     """One cached token and its refresh lock in Redis (the ``TokenCache`` of aep/api/auth.py)."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str, *, client_id: str, scopes: str, lock_ttl_s: float = 30.0
+        self, client: redis.Redis, prefix: str, *, client_id: str, scopes: str, ims_url: str = "", org_id: str = "",
+        lock_ttl_s: float = 30.0,
     ) -> None:
         self._redis = client
-        digest = hashlib.sha256(f"{client_id}|{scopes}".encode()).hexdigest()[:16]
+        # The IMS host and the org are part of the key: after AEP_IMS_URL or AEP_ORG_ID changes, a token
+        # that another IMS or org issued is not reused (only AEP's 401 would find it out).
+        digest = hashlib.sha256(f"{ims_url.rstrip('/')}|{org_id}|{client_id}|{scopes}".encode()).hexdigest()[:16]
         self.key = f"{prefix}ims:token:{digest}"
         self.lock_key = f"{prefix}ims:lock:{digest}"
         self._lock_ttl_ms = int(lock_ttl_s * 1000)

@@ -67,7 +67,10 @@ class ActivationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ActivationRequest:
-        check_audience_count(self.activation_info)
+        try:
+            check_audience_count(self.activation_info)
+        except ValueError as exc:
+            raise ValueError(f"activation_info: {exc}") from None
         if self.version == 1 and self.export_job is None:
             raise ValueError("export_job: required for ad-hoc v1 (the activation needs an export id)")
         if self.version == 2 and self.export_job is not None:

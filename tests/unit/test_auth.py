@@ -124,7 +124,9 @@ def make_provider(
             "timeout": (2.0, 5.0),
         }
         args.update(kw)
-        args["cache"] = RedisTokenCache(redis_client, key_prefix, client_id=args["client_id"], scopes=args["scopes"])
+        org_id = args.pop("org_id", "")
+        args["cache"] = RedisTokenCache(redis_client, key_prefix, client_id=args["client_id"], scopes=args["scopes"],
+                                        ims_url=args["ims_url"], org_id=org_id)  # fmt: skip
         provider = IMSTokenProvider(**args)
         providers.append(provider)
         return provider
@@ -153,6 +155,19 @@ def test_a_token_is_fetched_once_then_reused_from_redis(
     (key,) = _keys(redis_client, key_prefix)  # the lock is gone, only the token remains
     assert key.startswith(f"{key_prefix}ims:token:")
     assert 86390_000 < redis_client.pttl(key) <= 86399_000
+
+
+def test_a_token_of_another_ims_host_or_org_is_not_reused_after_the_settings_change(
+    ims: IMSStub, make_provider: Callable[..., IMSTokenProvider], redis_client: redis.Redis, key_prefix: str
+) -> None:
+    first = make_provider(org_id="AAA@AdobeOrg").token()
+    # The same stub under another host name stands for a changed AEP_IMS_URL.
+    other_host = make_provider(org_id="AAA@AdobeOrg", ims_url=ims.url.replace("127.0.0.1", "localhost")).token()
+    other_org = make_provider(org_id="BBB@AdobeOrg").token()
+    same = make_provider(org_id="AAA@AdobeOrg").token()
+    assert len(ims.calls) == 3
+    assert len({first, other_host, other_org}) == 3 and same == first
+    assert len([k for k in _keys(redis_client, key_prefix) if ":ims:token:" in k]) == 3
 
 
 def test_the_token_request_is_the_documented_client_credentials_form(

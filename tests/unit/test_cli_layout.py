@@ -16,12 +16,13 @@ from pathlib import Path
 
 import click
 
-from aep_activator.workers.cli import dev, group, operating, producing
+from aep_activator.workers.cli import dev, group, inspecting, operating, producing, watching
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "workers" / "cli"
 PACKAGE = "aep_activator.workers.cli"
-COMMAND_MODULES = {"producing": producing, "operating": operating, "dev": dev}
+COMMAND_MODULES = {"producing": producing, "watching": watching, "operating": operating, "inspecting": inspecting,
+                   "dev": dev}  # fmt: skip
 # Imported only inside a function: each would load Celery's app, Redis clients, Tornado or dev infrastructure.
 LAZY_ONLY = (
     "aep_activator.tasks",

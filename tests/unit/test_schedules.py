@@ -329,4 +329,5 @@ def test_schedules_list_shows_each_schedule_with_its_next_utc_fire_times(tmp_pat
     assert result.exit_code == 0, result.output
     assert "daily" in result.stdout
     assert "off" in result.stdout
-    assert result.stdout.count(":00") >= 4  # two fire times each
+    assert result.stdout.count(":00") == 2  # two fire times for the enabled one
+    assert "never (disabled)" in result.stdout  # a disabled schedule lists none

@@ -12,6 +12,8 @@ import sys
 from typing import NoReturn
 
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 from aep_activator.config.settings import Settings, SettingsError, load_settings
 
@@ -20,8 +22,16 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with ``code``."""
-    err_console.print(f"[red]error:[/red] {message}", markup=True)
+    """Print ``error: message`` on stderr and exit with ``code``.
+
+    The message is never wrapped to the terminal's width (``soft_wrap``): a one-line error stays one line
+    in a log or a pipe, whatever the width. A message listing problems on indented lines (the settings'
+    and the request's ``header:\n  field: problem``) is joined into that one line with ``; ``.
+    """
+    head, *items = message.split("\n")
+    if items:
+        message = head + " " + "; ".join(i.strip() for i in items if i.strip())
+    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     sys.exit(code)
 
 
@@ -41,13 +51,37 @@ def use_settings(s: Settings) -> None:
 
 
 def ping_redis() -> None:
-    """Exit 3 naming ``REDIS_URL`` unless the configured Redis answers (after :func:`use_settings`)."""
+    """Exit unless the configured Redis answers (after :func:`use_settings`), in one line naming ``REDIS_URL``.
+
+    Exit 2 for a URL that cannot be parsed (a non-numeric port), 3 for a Redis that cannot be reached or
+    refuses the URL's database (``…/99``: ``DB index is out of range``).
+    """
     from aep_activator.tasks.runtime import runtime
 
     try:
         runtime().redis.ping()
+    except ValueError as exc:
+        fail(f"REDIS_URL: not a valid Redis URL ({exc})")
     except Exception as exc:
-        fail(f"REDIS_URL: cannot reach Redis ({type(exc).__name__}: {exc})", code=3)
+        fail(redis_unreachable(exc), code=3)
+
+
+def redis_unreachable(exc: BaseException) -> str:
+    """The one line that says Redis could not be used, naming ``REDIS_URL`` (never its password)."""
+    return f"REDIS_URL: cannot reach Redis ({type(exc).__name__}: {exc})"
+
+
+def print_whole(table: Table) -> None:
+    """Print ``table`` with nothing truncated: ids and names are what one copies.
+
+    Rich fits a table to the terminal by cutting cells (``1bf87f6f74…``). When it does not fit, it is
+    printed at its natural width instead, and the terminal wraps the long lines.
+    """
+    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+    else:
+        Console(highlight=False, width=natural, file=console.file, no_color=console.no_color).print(table)
 
 
 def when(ts: float | None) -> str:

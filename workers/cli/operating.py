@@ -1,4 +1,5 @@
-"""Operating commands: ``worker``, ``beat``, ``flower``, ``schedules check|list`` and ``config check``.
+"""Operating commands: ``worker``, ``beat``, ``flower``, ``schedules check|list``, ``api`` and ``api-key``
+(``config check`` is in ``inspecting``).
 
 Exit codes follow the CLI's: 2 for bad configuration or a bad schedule file, 3 for failed start-up
 checks (Redis unreachable or unsafe), 0 otherwise. Each command imports Celery, the app, Flower and
@@ -8,6 +9,7 @@ the schedule model when it runs, not when the CLI loads.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,7 +17,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from aep_activator.config.settings import Settings
-from aep_activator.workers.cli.common import console, err_console, fail, ping_redis, settings_or_exit, use_settings
+from aep_activator.workers.cli.common import (
+    console,
+    err_console,
+    fail,
+    ping_redis,
+    print_whole,
+    settings_or_exit,
+    use_settings,
+)
 
 if TYPE_CHECKING:
     from aep_activator.aep.pipeline.schedules import ScheduleFile
@@ -35,7 +45,7 @@ def run_self_checks(role: str, *, strict: bool = True) -> None:
     problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc() + check_removed_settings()
     for p in problems:
         level = "[red]refusing:[/red]" if p.fatal and strict else "[yellow]warning:[/yellow]"
-        err_console.print(f"{role} self-check {level} {p.message}")
+        err_console.print(f"{role} self-check {level} {p.message}", soft_wrap=True)
     if strict and any(p.fatal for p in problems):
         fail(f"{role} start-up checks failed (pass --no-strict-checks to start anyway)", code=3)
     from aep_activator.tasks.upgrade import LayoutTooNew, check_layout
@@ -77,7 +87,7 @@ def worker(concurrency: int | None, loglevel: str, strict_checks: bool, celery_a
 @click.option("--insecure-no-auth", is_flag=True, help="Run WITHOUT basic auth (default: refuse to).")
 def flower(address: str | None, port: int | None, insecure_no_auth: bool) -> None:
     """Run Flower on the broker, with basic auth from FLOWER_BASIC_AUTH (user:password)."""
-    from aep_activator.workers.flower import FlowerAuthMissing, exec_flower, flower_warnings, require_auth
+    from aep_activator.workers.flower import FlowerAuthMissing, exec_flower, flower_warnings, port_problem, require_auth
 
     s = settings_or_exit()
     address = address or s.flower_address
@@ -86,6 +96,8 @@ def flower(address: str | None, port: int | None, insecure_no_auth: bool) -> Non
         require_auth(s, {}, insecure_no_auth=insecure_no_auth)
     except FlowerAuthMissing as exc:
         fail(str(exc))
+    if problem := port_problem(address, port):
+        fail(problem)
     for warning in flower_warnings(address=address, port=port, insecure_no_auth=insecure_no_auth):
         style = "red" if insecure_no_auth else "yellow"
         err_console.print(Panel(warning, title="warning", border_style=style))
@@ -122,7 +134,16 @@ def beat(
         fail(str(exc))
     run_self_checks("beat", strict=strict_checks)  # also points this process's app at `s`
     app.conf.update(config)
-    console.print(f"beat: {len(parsed.enabled)} of {len(parsed.schedule)} schedules enabled (cron in UTC)")
+    total = len(parsed.schedule)
+    console.print(f"beat: {len(parsed.enabled)} of {total} schedule{'' if total == 1 else 's'} enabled (cron in UTC)")
+    import time
+
+    from aep_activator.tasks.runtime import runtime
+    from aep_activator.workers.beat import lock_key, standby_notice
+
+    # RedBeat blocks on its lock without a word; say why this beat waits (it takes over when the lock is free).
+    if notice := standby_notice(s, int(runtime().redis.pttl(lock_key(s))), time.time()):
+        console.print(notice, soft_wrap=True)
     run_beat(app, loglevel=loglevel)
 
 
@@ -142,8 +163,9 @@ def schedules_check(path: str | None) -> None:
     path = path or s.aep_schedules_file
     parsed = _load_or_exit(path)
     _print_warnings(parsed, s)
-    counts = f"{len(parsed.schedule)} schedules, {len(parsed.enabled)} enabled"
-    console.print(f"[green]{path}: OK[/green] ({counts})")
+    total = len(parsed.schedule)
+    counts = f"{total} schedule{'' if total == 1 else 's'}, {len(parsed.enabled)} enabled"
+    console.print(f"[green]{schedule_path(path)}: OK[/green] ({counts})", soft_wrap=True)
 
 
 @schedules.command("list")
@@ -158,16 +180,28 @@ def schedules_list(path: str | None, count: int) -> None:
     parsed = _load_or_exit(path or s.aep_schedules_file)
     now = dt.datetime.now(dt.UTC)
     table = Table(title=f"schedules (next {count} fire times, UTC)", title_justify="left")
-    table.add_column("name", overflow="fold")
-    for col in ("cron (UTC)", "enabled", "segment job", "next fire times (UTC)"):
-        table.add_column(col, no_wrap=True)
+    for col in ("name", "cron (UTC)", "enabled", "segment job", "next fire times (UTC)"):
+        table.add_column(col, no_wrap=True)  # a name is copied whole: never wrapped mid-word
     for sch in parsed.schedule:
         times = "\n".join(f"{t:%Y-%m-%d %H:%M}" for t in next_fire_times(sch, count, now))
         yes_no = {True: "yes", False: "no"}
         table.add_row(sch.name, sch.cron, yes_no[sch.enabled], yes_no[sch.spends_segment_job],
-                      times if sch.enabled else f"[dim]{times}[/dim]")
-    console.print(table)
+                      times if sch.enabled else "never (disabled)")  # fmt: skip
+    print_whole(table)
     _print_warnings(parsed, s)
+
+
+def schedule_path(path: str) -> Path:
+    """Where the schedule file is: ``path`` itself when absolute or found from the current directory, else
+    ``path`` inside the installed package (``config/schedules.toml`` ships in it), so the default works from
+    any directory."""
+    import aep_activator
+
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    packaged = Path(aep_activator.__file__).parent / given
+    return packaged if packaged.exists() else given
 
 
 def _load_or_exit(path: str) -> ScheduleFile[Any]:
@@ -175,7 +209,7 @@ def _load_or_exit(path: str) -> ScheduleFile[Any]:
     from aep_activator.workers.beat import load_activation_schedules
 
     try:
-        return load_activation_schedules(path)
+        return load_activation_schedules(schedule_path(path))
     except ScheduleError as exc:
         fail(str(exc))
 
@@ -186,31 +220,7 @@ def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
 
     for warning in quota_warnings(parsed, quota_limits(s), now=dt.datetime.now(dt.UTC),
                                   default_sandbox=s.aep_sandbox_name):
-        err_console.print(f"[yellow]warning:[/yellow] {warning}")
-
-
-# --- config ------------------------------------------------------------------------------------------
-
-
-@click.group()
-def config() -> None:
-    """Inspect the configuration."""
-
-
-@config.command("check")
-@click.option("--aep/--no-aep", "need_aep", default=True, help="Also require the AEP credentials.")
-def config_check(need_aep: bool) -> None:
-    """Validate the environment and print the settings, secrets masked."""
-    s = settings_or_exit()
-    table = Table(title="aep-activator settings", show_header=True)
-    table.add_column("variable")
-    table.add_column("value")
-    for name, value in s.masked().items():
-        table.add_row(name, str(value))
-    console.print(table)
-    if need_aep and (problems := s.aep_problems()):
-        fail("invalid configuration:\n  " + "\n  ".join(problems))
-    console.print("[green]configuration OK[/green]")
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 # --- api ---------------------------------------------------------------------------------------------
@@ -245,7 +255,7 @@ def api(address: str | None, port: int | None, insecure_no_auth: bool) -> None:
             "cancel and resume runs"
         err_console.print(Panel(warning, title="INSECURE", border_style="red"))
     elif address not in ("127.0.0.1", "localhost", "::1"):
-        err_console.print(f"[yellow]warning:[/yellow] the API binds {address}: serve it behind TLS")
+        err_console.print(f"[yellow]warning:[/yellow] the API binds {address}: serve it behind TLS", soft_wrap=True)
     from aep_activator.workers.logs import configure_logging
 
     configure_logging(s.log_format)
@@ -270,8 +280,9 @@ def api_key(name: str, role: str) -> None:
     if not name.replace("-", "").replace("_", "").replace(".", "").isalnum() or len(name) > 64:
         fail("NAME: letters, digits, '-', '_' and '.' only, at most 64")
     key, entry = new_key(name, role)  # type: ignore[arg-type]
-    console.print(f"key (give it to the caller; it is not stored anywhere): {key}")
-    console.print(f"API_KEYS entry (add it, comma separated):            {entry}")
+    # soft_wrap: a key or an entry is copied whole, never split across lines at the terminal's width.
+    console.print(f"key (give it to the caller; it is not stored anywhere): {key}", soft_wrap=True)
+    console.print(f"API_KEYS entry (add it, comma separated):            {entry}", soft_wrap=True)
 
 
-COMMANDS = (worker, beat, flower, schedules, config, api, api_key)
+COMMANDS = (worker, beat, flower, schedules, api, api_key)

@@ -1,4 +1,5 @@
-"""Producing commands: ``run``, ``status``, ``runs``, ``cancel``, ``resume`` and ``quota``.
+"""Producing commands: ``run``, ``cancel``, ``resume``, ``quota`` and ``reconcile`` (``status`` and ``runs``
+are in ``watching``).
 
 Bad input exits with status 2 and a message naming the field; nothing is enqueued. Each command
 imports the producer API and the runtime when it runs, not when the CLI loads.
@@ -14,7 +15,6 @@ from typing import Any
 
 import click
 from rich import box
-from rich.live import Live
 from rich.table import Table
 
 from aep_activator.workers.cli.common import (
@@ -22,6 +22,7 @@ from aep_activator.workers.cli.common import (
     err_console,
     fail,
     ping_redis,
+    print_whole,
     settings_or_exit,
     use_settings,
     when,
@@ -81,7 +82,8 @@ def _read(path: str) -> str:
 def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     """Start an activation from REQUEST_FILE (JSON; '-' for stdin) and/or flags. Prints the run id."""
     from aep_activator.aep.api.errors import QuotaExhausted
-    from aep_activator.tasks.producer import InvalidRequest, describe_admission, parse_request, start
+    from aep_activator.config.settings import SettingsError
+    from aep_activator.tasks.producer import InvalidRequest, describe_admission, get_run, parse_request, start
 
     if not request_file and not flags["destination"]:
         fail("give a REQUEST_FILE or at least one --destination")
@@ -95,72 +97,39 @@ def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     ping_redis()
     try:
         created = start(req)
-    except InvalidRequest as exc:
+    except (InvalidRequest, SettingsError) as exc:
         fail(str(exc))
     except QuotaExhausted as exc:
-        fail(f"{exc.message} (on_quota=fail)", code=4)
+        fail(f"{exc.message}; {_resets(exc.reset_at)}", code=4)
     run_id = created.run_id
     if as_json:
         admission = created.admission.to_dict() if created.admission else None
         click.echo(json.dumps({"run_id": run_id, "verdict": created.verdict, "admission": admission}))
+        return
+    if not sys.stdout.isatty():
+        # RUN=$(aep-activator run f.json): the id alone on stdout; the story goes to stderr.
+        click.echo(run_id)
+    out = console if sys.stdout.isatty() else err_console
+    from aep_activator.tasks.producer import step_names
+
+    if created.verdict == "existing":
+        record = get_run(run_id)
+        state = f"{record.status} at {record.step}" if record else "unknown"
+        out.print(f"run [bold]{run_id}[/bold] already exists for this idempotency key: {state}; nothing started",
+                  soft_wrap=True)  # fmt: skip
     else:
-        from aep_activator.tasks.producer import step_names
-
-        console.print(f"run [bold]{run_id}[/bold] {created.verdict} ({' → '.join(step_names(req))})")
-        if created.admission:
-            console.print(f"quota: {describe_admission(created.admission)}")
-        console.print(f"follow it with: aep-activator status --watch {run_id}")
+        out.print(f"run [bold]{run_id}[/bold] {created.verdict}: {' → '.join(step_names(req))}")
+    if created.admission:
+        out.print(f"quota: {describe_admission(created.admission)}")
+    out.print(f"follow it with: aep-activator status --watch {run_id}", soft_wrap=True)
 
 
-def render_run(record: Any) -> Table:
-    table = Table(title=f"run {record.run_id} · {record.status.upper()} · step {record.step}", title_justify="left")
-    table.add_column("time (UTC)")
-    table.add_column("step")
-    table.add_column("event")
-    table.add_column("detail", overflow="fold")
-    for ev in record.timeline[-30:]:
-        table.add_row(when(ev.get("t")), ev.get("step", ""), ev.get("event", ""), ev.get("detail", ""))
-    ids = []
-    if record.segment_job_id:
-        ids.append(f"segment job {record.segment_job_id}")
-    if record.export_job_id:
-        ids.append(f"export job {record.export_job_id}")
-    for o in record.flow_runs:
-        ids.append(f"flow run {o['run_id']} ({o['segment']}→{o['order']}: {o.get('status')})")
-    if ids:
-        table.caption = "; ".join(ids)
-    if record.status == "waiting" and record.waiting_reason:
-        table.caption = (table.caption or "") + f"\nwaiting: {record.waiting_reason} (until {when(record.wait_until)})"
-    if record.error:
-        table.caption = (table.caption or "") + f"\nerror: {record.error}"
-    return table
-
-
-@click.command()
-@click.argument("run_id")
-@click.option("--watch", is_flag=True, help="Refresh until the run ends.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between refreshes with --watch.")
-def status(run_id: str, watch: bool, as_json: bool, interval: float) -> None:
-    """Show a run's step timeline (status: queued, running, waiting, succeeded, failed, cancelled)."""
-    from aep_activator.tasks.producer import get_run, run_summary
-
-    use_settings(settings_or_exit())
-    record = get_run(run_id)
-    if record is None:
-        fail(f"no run {run_id!r}", code=1)
-    if as_json:
-        click.echo(json.dumps(run_summary(record), indent=2))
-        return
-    if not watch:
-        console.print(render_run(record))
-        return
-    with Live(render_run(record), console=console, refresh_per_second=4) as live:
-        while not record.terminal:
-            time.sleep(interval)  # the CLI process, not a worker
-            record = get_run(run_id) or record
-            live.update(render_run(record))
-    sys.exit(0 if record.status == "succeeded" else 1)
+def _resets(reset_at: float) -> str:
+    """``resets at 2026-12-02 00:00 UTC (in 11 h 24 min)``, or nothing known."""
+    if not reset_at:
+        return "its reset time is unknown"
+    left = max(0.0, reset_at - time.time())
+    return f"resets at {when(reset_at)[:16]} UTC (in {int(left // 3600)} h {int(left % 3600 // 60)} min)"
 
 
 @click.command()
@@ -170,6 +139,7 @@ def cancel(run_id: str) -> None:
     from aep_activator.tasks.producer import cancel_run
 
     use_settings(settings_or_exit())
+    ping_redis()
     try:
         record = cancel_run(run_id)
     except KeyError:
@@ -184,6 +154,7 @@ def resume(run_id: str) -> None:
     from aep_activator.tasks.producer import resume_run
 
     use_settings(settings_or_exit())
+    ping_redis()
     try:
         record = resume_run(run_id)
     except KeyError:
@@ -191,40 +162,6 @@ def resume(run_id: str) -> None:
     except ValueError as exc:
         fail(str(exc), code=1)
     console.print(f"run {run_id} resumed at {record.step}")
-
-
-@click.command()
-@click.option("--limit", default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-def runs(limit: int, as_json: bool) -> None:
-    """List recent runs, newest first."""
-    from aep_activator.tasks.runtime import runtime
-
-    use_settings(settings_or_exit())
-    records = runtime().ledger.recent(limit)
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "run_id": r.run_id,
-                        "status": r.status,
-                        "step": r.step,
-                        "created_at": r.created_at,
-                        "started_by": r.started_by,
-                    }
-                    for r in records
-                ],
-                indent=2,
-            )
-        )
-        return
-    table = Table()
-    for col in ("run id", "created (UTC)", "status", "step", "started by"):
-        table.add_column(col)
-    for r in records:
-        table.add_row(r.run_id, when(r.created_at), r.status, r.step, r.started_by)
-    console.print(table)
 
 
 @click.command()
@@ -257,11 +194,11 @@ def quota(as_json: bool) -> None:
         sandbox = u.scope.removeprefix(org + "/") if u.scope != org else "(org)"
         table.add_row(u.name, sandbox, str(u.used), str(u.pending), str(u.limit), str(u.remaining),
                       when(u.reset_at)[:16])  # fmt: skip
-    console.print(table)
+    print_whole(table)
     for u in rows:
         if u.name.endswith("_year") and u.limit and u.used >= 0.8 * u.limit:
             err_console.print(f"[yellow]warning:[/yellow] {u.scope}: {u.used} of {u.limit} on-demand segment jobs "
-                              f"this contract year ({100 * u.used // u.limit} %)")  # fmt: skip
+                              f"this contract year ({100 * u.used // u.limit} %)", soft_wrap=True)  # fmt: skip
     if report:
         for name, sb in report["sandboxes"].items():
             if sb.get("error"):
@@ -296,4 +233,4 @@ def reconcile(as_json: bool) -> None:
                       f"{', '.join(report.orphaned_flow_runs)}")  # fmt: skip
 
 
-COMMANDS = (run, status, runs, cancel, resume, quota, reconcile)
+COMMANDS = (run, cancel, resume, quota, reconcile)

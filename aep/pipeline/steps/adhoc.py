@@ -15,6 +15,7 @@ audiences. So a Conflict naming a run created after our intent cannot come from 
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from typing import Any
 
 from aep_activator.aep.api.errors import (
@@ -179,8 +180,8 @@ def poll(ctx: StepContext) -> Outcome:
         failed = [o for o in orders if o["status"] != FlowRunStatus.SUCCESS.value]
         if failed:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
-            raise JobFailed(f"{len(failed)} of {len(orders)} flow runs did not succeed: {names}", kind="activation",
-                            aep_status="failed")  # fmt: skip
+            raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
+                            kind="activation", aep_status="failed")  # fmt: skip
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
                     events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),))  # fmt: skip
     schedule = ctx.config.activation_poll
@@ -190,4 +191,9 @@ def poll(ctx: StepContext) -> Outcome:
     ctx.locks.refresh(req.audiences, record.run_id, ctx.config.audience_lock_ttl_s)
     pending = sum(o["status"] not in _TERMINAL for o in orders)
     delay = schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
-    return Wait(delay, f"{pending} of {len(orders)} flow runs still running", WaitKind.AEP, set=fields)
+    return Wait(delay, f"{pending} of {len(orders)} flow run{_s(orders)} still running", WaitKind.AEP, set=fields)
+
+
+def _s(items: Sized) -> str:
+    """The plural ending for a count: "1 of 1 flow run", "1 of 2 flow runs"."""
+    return "" if len(items) == 1 else "s"
