@@ -87,6 +87,13 @@ def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
         raise SettingsError(
             "invalid configuration:\n  AEP_ORG_ID: required to record a run (AEP keeps its quotas per org)"
         )
+    if req.sandbox is None:
+        # Without x-sandbox-name AEP picks the org's default sandbox, whose name this system cannot learn:
+        # its segment jobs and audiences would be counted and locked apart from the same sandbox by name.
+        raise SettingsError(
+            "invalid configuration:\n  AEP_SANDBOX_NAME: required to record a run whose request names no "
+            "sandbox (AEP keeps segment-job quotas and audiences per sandbox; set it to the default one, e.g. prod)"
+        )
     first = rt.plan.first(req)
     quotas = [specs(q, rt.step_config.quotas, org_id=s.aep_org_id or "", sandbox=req.sandbox,
                     schedule=req.from_schedule) for q in quotas_of(req.segment_job)]  # fmt: skip

@@ -227,5 +227,6 @@ def run_simulator_cli(
     print(f"  export AEP_CLIENT_ID={client.clientId}")
     print(f"  export AEP_CLIENT_SECRET={client.clientSecret}")
     print(f"  export AEP_ORG_ID={ctx.state.fixture.orgId}")
+    print(f"  export AEP_SANDBOX_NAME={ctx.state.fixture.default_sandbox().sandboxName}")
     print("Accounting: GET /simulator/stats, /simulator/journal; Ctrl-C to stop.", flush=True)
     serve_forever(host, port, config)

@@ -125,6 +125,9 @@ def test_healthz_is_the_only_route_open_without_a_key(api: Api) -> None:
             assert r.headers["www-authenticate"] == "Bearer"
     page = api.client.get("/console/runs", follow_redirects=False)
     assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
+    for printed in ("/", "/console", "/console/"):  # the README and the api banner print /console
+        entry = api.client.get(printed, follow_redirects=False)
+        assert (entry.status_code, entry.headers["location"]) == (303, "/console/runs"), printed
 
 
 def test_a_run_started_over_http_succeeds_and_is_read_listed_and_counted(api: Api) -> None:

@@ -114,6 +114,20 @@ def test_commands_that_need_the_org_say_so_and_exit_2(make_stack):
     assert aep(full, "runs", "--json").stdout.strip() == "[]"
 
 
+def test_a_run_naming_no_sandbox_without_aep_sandbox_name_is_refused_and_nothing_is_recorded(make_stack):
+    """Found by a new user: unset, the ledger kept 'default' apart from 'prod' (AEP's default), so a third
+    segment job was admitted 'now' against a daily limit of 2 and AEP answered 429."""
+    full = make_stack().env()
+    env = {k: v for k, v in full.items() if k != "AEP_SANDBOX_NAME"}
+    out = aep(env, "run", EXAMPLE)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert "AEP_SANDBOX_NAME: required to record a run" in one_line_error(out)
+    named = aep(env, "run", "--sandbox", "prod", EXAMPLE)  # a request that names its sandbox needs no default
+    assert named.returncode == 0, named.stderr
+    (only,) = json.loads(aep(full, "runs", "--json").stdout)
+    assert only["run_id"] == named.stdout.strip()
+
+
 def test_run_prints_the_id_alone_when_captured_and_an_existing_key_shows_the_real_status(make_stack):
     env = make_stack().env()
     first = aep(env, "run", "--idempotency-key", "k-1", EXAMPLE)

@@ -82,6 +82,8 @@ def create_app(keyring: KeyRing | None) -> FastAPI:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="aep-activator API")
 
     @app.get("/", include_in_schema=False)
+    @app.get("/console", include_in_schema=False)  # the address the README, the banner and the demo print
+    @app.get("/console/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/console/runs", status_code=303)
 
