@@ -71,6 +71,7 @@ SIM_NO_GUARDRAILS = Guardrails(
     segment_jobs_per_year_production=UNLIMITED,
     segment_jobs_per_year_development=UNLIMITED,
 )
+PRIVATE_REDIS = True  # main() clears it for --redis-url: the bench never changes a shared server's config
 OVERHEAD_SPEED = 1e9  # every job is done by the first poll: the machinery alone
 INFLIGHT_SPEED = 0.01  # AEP 100x slower: the first re-poll (30 s x 100) comes after the measurement
 
@@ -149,8 +150,12 @@ class Commands:
         self.own = 0  # commands of the bench's own completion polling (and these INFO calls)
 
     def total(self) -> float:
+        return float(sum(self.by_command().values()))
+
+    def by_command(self) -> dict[str, int]:
+        """``command -> calls`` so far (``cmdstat_hset`` -> ``hset``); Lua-internal calls included."""
         self.own += 1
-        return float(sum(v["calls"] for v in self.client.info("commandstats").values()))
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in self.client.info("commandstats").items()}
 
 
 def wait_runs(client: redis.Redis, stack: Stack, run_ids: list[str], timeout_s: float, cmds: Commands) -> list[float]:
@@ -220,6 +225,7 @@ class Variant:
     commands: list[float] = field(default_factory=list)  # Redis commands per chain, per repetition
     redis_cpu_ms: list[float] = field(default_factory=list)
     bench_cpu_ms: list[float] = field(default_factory=list)
+    by_command: Counter[str] = field(default_factory=Counter)  # Redis commands over every repetition
     rss_mb: float = 0.0
     rss_children_mb: list[float] = field(default_factory=list)
     tasks_done: int = 0
@@ -271,12 +277,14 @@ def bench_overhead(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         for rep in range(sizes.reps):
             for v in (bare, ours):  # alternating, so a slow patch of this shared machine hits both alike
                 cmds = Commands(client)
+                by_before = cmds.by_command()
                 before = (worker_cpu(pids[v.name]), time.process_time(), redis_cpu(client), cmds.total())
                 w0 = time.monotonic()
                 start, end = runners[v.name](sizes.chains, cmds)
                 wall = time.monotonic() - w0
                 own = cmds.own
                 after = (worker_cpu(pids[v.name]), time.process_time(), redis_cpu(client), cmds.total())
+                v.by_command.update({k: c - by_before.get(k, 0) for k, c in cmds.by_command().items()})
                 n = sizes.chains
                 v.rates.append(n / (end - start))
                 v.cpu_ms.append(1000 * (after[0] - before[0]) / n)
@@ -365,6 +373,7 @@ def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         mem_after = int(client.info("memory")["used_memory"])
         keys_after = int(client.dbsize())
         breakdown = key_memory(client, stack.prefix)
+        encoding = hash_encoding(client, stack.prefix) if PRIVATE_REDIS else None
         tasks = 2 * (n + 1)  # create + first poll per run
         stack.stop_worker(proc)
         bare = bare_rss_after(stack, client, sizes, tasks)
@@ -373,7 +382,7 @@ def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         "all_waiting_s": all_waiting_s, "rss_idle_mb": idle_mb, "rss_main_mb": main, "rss_children_mb": kids,
         "rss_total_mb": main + sum(kids), "rss_peak_mb": peak, "pss_total_mb": pss,
         "redis_used_delta_mb": (mem_after - mem_before) / 2**20, "redis_keys_delta": keys_after - keys_before,
-        "key_memory": breakdown, "held": held, "tasks": tasks, "bare": bare,
+        "key_memory": breakdown, "held": held, "tasks": tasks, "bare": bare, "encoding": encoding,
         "first_repoll_s": settings.poll_segment_initial_s,
     }  # fmt: skip
 
@@ -456,6 +465,37 @@ def key_memory(client: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
             pipe.memory_usage(key, samples=0)
         out[kind] = {"keys": len(keys), "bytes": float(sum(x or 0 for x in pipe.execute()))}
     return out
+
+
+def hash_encoding(client: redis.Redis, prefix: str, sample: int = 200) -> dict[str, Any]:
+    """Why a run record costs what it does: its encoding, the fields too long for a listpack, and what the
+    same records would cost with ``hash-max-listpack-value`` raised above the longest value (DUMP/RESTORE
+    of a sample into scratch keys on the private server; the setting is put back)."""
+    keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if k.count(b":") == prefix.count(":") + 1]
+    keys = keys[:sample]
+    limit = int(client.config_get("hash-max-listpack-value")["hash-max-listpack-value"])
+    longest: dict[str, int] = {}
+    encodings: Counter[str] = Counter()
+    before = 0
+    for key in keys:
+        encodings[client.object("encoding", key).decode()] += 1
+        before += client.memory_usage(key, samples=0) or 0
+        for name, value in client.hgetall(key).items():
+            longest[name.decode()] = max(longest.get(name.decode(), 0), len(value))
+    over = {name: n for name, n in sorted(longest.items(), key=lambda kv: -kv[1]) if n > limit}
+    raised = 1 << max(longest.values(), default=64).bit_length()
+    after = 0
+    try:
+        client.config_set("hash-max-listpack-value", raised)
+        for i, key in enumerate(keys):
+            scratch = f"{prefix}bench:scratch:{i}"
+            client.restore(scratch, 0, client.dump(key), replace=True)
+            after += client.memory_usage(scratch, samples=0) or 0
+            client.delete(scratch)
+    finally:
+        client.config_set("hash-max-listpack-value", limit)
+    return {"sample": len(keys), "limit": limit, "encodings": dict(encodings), "over": over, "raised": raised,
+            "bytes_before": before / max(1, len(keys)), "bytes_after": after / max(1, len(keys))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -545,7 +585,7 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             t["poll_activation", "succeeded"],
             [f"/data/foundation/flowservice/runs/{f['run_id']}" for f in run.flow_runs])  # fmt: skip
     return {
-        "runs": n, "speed": speed, "settings": polls.scaled(speed),
+        "runs": n, "speed": speed, "settings": polls.scaled(speed), "sigma": SIGMA,
         "per_run": {route: c / n for route, c in sorted(calls.items())}, "delays": list(delays.values()),
     }  # fmt: skip
 
@@ -619,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(SEED)
     started = time.monotonic()
     started_at = time.gmtime()
+    global PRIVATE_REDIS
+    PRIVATE_REDIS = args.redis_url is None
     server = provision(args.redis_url, db=15)
     say(server.describe())
     results: dict[str, Any] = {}

@@ -6,6 +6,7 @@ value by hand. Any stage may be missing (``--only``); its targets then read "not
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -48,6 +49,19 @@ class Target:
 
 def _at_most(value: float, limit: float, unit: str = "", fmt: str = ".2f") -> tuple[bool, str]:
     return value <= limit, f"{value - limit:{fmt}}{unit} over ({100 * (value / limit - 1):.0f} % above the target)"
+
+
+def gets_lower_bound(sigma: float, p95_share: float = TARGET_DETECT_P95, skipped: float = 0.05) -> int:
+    """The fewest polls that see a median job when 95 % of jobs must be seen within ``p95_share`` of their
+    duration, durations log-normal with ``sigma`` (arithmetic, not a measurement).
+
+    A job that ends just after a poll at ``t`` is seen at the next one, so polls must be at most a factor
+    ``1 + p95_share`` apart from the first one on; the earliest ``skipped`` share of jobs may be seen late,
+    so the first poll can wait until that quantile, ``median · exp(-z·sigma)``. Counting that first poll,
+    the median job needs ``ceil(z·sigma / ln(1 + p95_share)) + 1`` polls, whatever the schedule.
+    """
+    z = statistics.NormalDist().inv_cdf(1 - skipped)
+    return math.ceil(z * sigma / math.log(1 + p95_share)) + 1
 
 
 def targets(results: dict[str, Any]) -> list[Target]:
@@ -184,6 +198,20 @@ def _overhead(o: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
         )
     lines.append(f"\nOur runs needed {o['extra_polls']} polls beyond one per poll step, so both workers ran as many "
                  "tasks per chain. Redis counts the commands a Lua script runs inside it as commands too.\n")
+    chains = len(ours.rates) * sizes.chains
+    names = sorted(set(ours.by_command) | set(bare.by_command), key=lambda k: -(ours.by_command.get(k, 0)))
+    names = [k for k in names if (ours.by_command.get(k, 0) + bare.by_command.get(k, 0)) / chains >= 0.5]
+    if names:
+        lines += [
+            "Redis commands per chain by command (`INFO commandstats`, every repetition, before the background "
+            "and the bench's own polling are taken off; the bench polls with HMGET for ours and GET for bare; "
+            "calls made inside a Lua script count under their own names):\n",
+            "| Command | ours | bare |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {k} | {ours.by_command.get(k, 0) / chains:.1f} | {bare.by_command.get(k, 0) / chains:.1f} |"
+                  for k in names[:20]]  # fmt: skip
+        lines.append("")
     t = o["trips"]
     if t["tasks"]:
         lines += [
@@ -236,6 +264,14 @@ def _inflight(i: dict[str, Any]) -> str:
     ]
     for kind, v in sorted(i["key_memory"].items(), key=lambda kv: -kv[1]["bytes"]):
         lines.append(f"| `{kind}` | {int(v['keys']):,} | {v['bytes'] / 2**20:.2f} | {v['bytes'] / runs:,.0f} |")
+    if enc := i.get("encoding"):
+        over = ", ".join(f"`{k}` ({n} B)" for k, n in enc["over"].items()) or "none"
+        lines.append(
+            f"\nRun records (a sample of {enc['sample']}): encoded {enc['encodings']}; fields longer than "
+            f"`hash-max-listpack-value` ({enc['limit']} B), which turn a hash into a hashtable: {over}. The same "
+            f"records restored with `hash-max-listpack-value {enc['raised']}` (a Redis setting, nothing of ours "
+            f"changed) weigh {enc['bytes_after']:,.0f} B each instead of {enc['bytes_before']:,.0f} B."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -325,7 +361,24 @@ def _findings(results: dict[str, Any], ts: list[Target]) -> str:
                    f"{i['rss_total_mb']:.0f} MB (peak {i['rss_peak_mb']:.0f} MB), the bare worker's from "
                    f"{i['bare']['rss_idle_mb']:.0f} to {i['bare']['rss_total_mb']:.0f} MB over as many "
                    "tasks.")  # fmt: skip
+        if enc := i.get("encoding"):
+            saved = (enc["bytes_before"] - enc["bytes_after"]) / 1024
+            per_run = 1024 * i["redis_used_delta_mb"] / i["runs"]
+            out.append(f"- A run record is a {'/'.join(enc['encodings'])} hash because "
+                       f"{len(enc['over'])} of its fields exceed {enc['limit']} B; with `hash-max-listpack-value "
+                       f"{enc['raised']}` in redis.conf it would shrink by {saved:.2f} KB, to about "
+                       f"{per_run - saved:.2f} KB per waiting run in all.")  # fmt: skip
     if d := results.get("detection"):
+        sigma = d.get("sigma")
+        if sigma:
+            bound = gets_lower_bound(sigma)
+            out.append(f"- Arithmetic, not measured: with durations log-normal at sigma {sigma}, seeing 95 % of jobs "
+                       f"within {100 * TARGET_DETECT_P95:.0f} % of their duration takes at least {bound} polls for "
+                       "the median job under any schedule, even one that knows the distribution exactly "
+                       "(`gets_lower_bound` in `tests/benchkit/report.py`), so the target of "
+                       f"{TARGET_GETS:.0f} GETs per job " + ("cannot be met together with the p95 target at this "
+                       "spread" if bound > TARGET_GETS else "is within reach") + "; a per-sandbox summary "
+                       "narrower than this spread is what would make it reachable.")  # fmt: skip
         for j in d["delays"]:
             share, model = j.share(), j.model_share()
             machinery = [s - m for s, m in zip(share, model, strict=True)]
