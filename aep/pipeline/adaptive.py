@@ -5,9 +5,11 @@ With at least ``min_samples`` durations seen, a poll waits
 
 - until the ``EARLY_Q`` quantile of those durations while the job is younger than that (few polls
   while it is unlikely to be done),
-- ``DENSE`` times the job's age between that and the ``LATE_Q`` quantile (dense polls around its likely
-  end: a job is seen within about ``DENSE`` of its duration after it ends),
-- the configured cap after that (the job outlived every duration seen),
+- ``DENSE`` times the job's age from then on (dense polls around its likely end: a job is seen within
+  about ``DENSE`` of its duration after it ends), which grows to the configured cap once the job is
+  ``cap / DENSE`` old. A job that outlives every duration seen keeps being seen within ``DENSE`` of its
+  age until the cap binds: with a summary of a few dozen jobs its tail is poorly known, and a tail job
+  costs few extra GETs.
 
 never longer than the schedule's cap nor past its deadline, with the schedule's equal jitter (which
 only shortens a delay). With fewer durations it answers ``None`` and the caller keeps the geometric
@@ -25,7 +27,6 @@ from aep_activator.aep.pipeline.backoff import PollSchedule
 
 MIN_SAMPLES = 8
 EARLY_Q = 0.05
-LATE_Q = 0.99
 DENSE = 0.09
 FLOOR_SHARE = 0.1
 """No delay is shorter than this share of the schedule's first delay."""
@@ -54,13 +55,8 @@ def adaptive_delay(
     seen = sorted(d for d in durations if d > 0 and math.isfinite(d))
     if len(seen) < max(1, min_samples):
         return None
-    early, late = quantile(seen, EARLY_Q), quantile(seen, LATE_Q)
-    if age_s < early:
-        delay = early - age_s
-    elif age_s < late:
-        delay = DENSE * age_s
-    else:
-        delay = schedule.cap_s
+    early = quantile(seen, EARLY_Q)
+    delay = early - age_s if age_s < early else DENSE * age_s
     delay = min(schedule.cap_s, delay, max(0.0, schedule.deadline_s - age_s))
     if jitter:
         delay *= 1 - jitter * (rng or random).random()

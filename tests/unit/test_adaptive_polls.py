@@ -41,7 +41,8 @@ def test_around_the_likely_end_polls_come_every_few_percent_of_the_jobs_age() ->
     assert adaptive_delay(800.0, SEEN, SEGMENT) == pytest.approx(DENSE * 800.0)
 
 
-def test_a_job_older_than_every_duration_seen_is_polled_at_the_cap() -> None:
+def test_a_job_older_than_every_duration_seen_is_still_polled_densely_until_the_cap_binds() -> None:
+    assert adaptive_delay(1500.0, SEEN, SEGMENT) == pytest.approx(DENSE * 1500.0)
     assert adaptive_delay(5000.0, SEEN, SEGMENT) == SEGMENT.cap_s
 
 
