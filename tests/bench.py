@@ -87,15 +87,16 @@ class Sizes:
     concurrency: int  # pool processes of every worker
     counted_chains: int  # runs through the counted worker (round trips by purpose)
     inflight: int  # runs waiting on AEP in stage 2
+    detect_warmup: int  # runs of stage 3 that warm the duration summary, not measured
     detect_runs: int  # runs of stage 3
     detect_speed: float
     enqueue_calls: int  # stage 4
 
 
 FULL = Sizes("full", chains=120, reps=3, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
-             detect_runs=40, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
+             detect_warmup=10, detect_runs=40, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
 QUICK = Sizes("quick", chains=20, reps=3, warmup=3, concurrency=2, counted_chains=5, inflight=200,
-              detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
+              detect_warmup=8, detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
 
 
 def say(message: str) -> None:
@@ -506,6 +507,7 @@ POLL_ROUTES = {
     "export job": "/data/core/ups/export/jobs/{id}",
     "ad-hoc flow run": "/data/foundation/flowservice/runs/{id}",
 }
+SUMMARY_KIND = {"segment job": "segment", "export job": "export", "ad-hoc flow run": "activation"}
 SCHEDULE = {  # kind -> (initial, cap) setting names
     "segment job": ("poll_segment_initial_s", "poll_segment_cap_s"),
     "export job": ("poll_export_initial_s", "poll_export_cap_s"),
@@ -520,6 +522,7 @@ class JobDelay:
     next_s: list[float] = field(default_factory=list)  # job end -> next step started (or the run ended)
     model_s: list[float] = field(default_factory=list)  # what the schedule alone gives (no jitter, no machinery)
     gets: list[int] = field(default_factory=list)  # GETs of this job
+    model_gets: list[int] = field(default_factory=list)  # GETs the geometric schedule alone would make
 
     def share(self) -> list[float]:
         return [v / d for v, d in zip(self.next_s, self.duration_s, strict=True)]
@@ -528,13 +531,14 @@ class JobDelay:
         return [v / d for v, d in zip(self.model_s, self.duration_s, strict=True)]
 
 
-def schedule_delay(duration_s: float, initial_s: float, cap_s: float, factor: float, jitter_share: float) -> float:
-    """From a job's end to the first poll at or after it: polls at 0, then every ``min(cap, initial·factorⁿ)``."""
+def schedule_delay(duration_s: float, initial_s: float, cap_s: float, factor: float) -> tuple[float, int]:
+    """From a job's end to the first poll at or after it, and the polls made: polls at 0, then every
+    ``min(cap, initial·factorⁿ)`` (the geometric schedule, no jitter)."""
     t, n = 0.0, 0
     while t < duration_s:
-        t += min(cap_s, initial_s * factor**n) * jitter_share
+        t += min(cap_s, initial_s * factor**n)
         n += 1
-    return t - duration_s
+    return t - duration_s, n + 1
 
 
 def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
@@ -546,12 +550,20 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         proc, log = procs.start_worker(stack, name="detection", concurrency=sizes.concurrency)
         procs.wait_ready(proc, log, sizes.concurrency)
         token_provider(s, rt.redis).token()
+        longest = 3 * 4.5 * (780 + 300 + 180) / speed  # a 3-sigma draw of every job
+
+        def finish(run_ids: list[str], what: str) -> None:
+            wait_until(lambda: all(r is not None and r.terminal for r in (rt.ledger.get(i, timeline=False)
+                                                                           for i in run_ids)),
+                       timeout_s=120 + longest, what=what)  # fmt: skip
+
+        # Warm-up runs fill the duration summary that adaptive polls read, as a deployment's past jobs would.
+        finish([start_activation(request(1000 + i)) for i in range(sizes.detect_warmup)], "the warm-up runs to finish")
+        summary = {kind: len(rt.durations.recent(name, s.aep_sandbox_name)) if rt.durations else 0
+                   for kind, name in SUMMARY_KIND.items()}  # fmt: skip
         stack.simulator.ctx.journal.clear()
         run_ids = [start_activation(request(i)) for i in range(n)]
-        longest = 3 * 4.5 * (780 + 300 + 180) / speed  # a 3-sigma draw of every job
-        wait_until(lambda: all(r is not None and r.terminal for r in (rt.ledger.get(i, timeline=False)
-                                                                       for i in run_ids)),
-                   timeout_s=120 + longest, what="the detection runs to finish")  # fmt: skip
+        finish(run_ids, "the detection runs to finish")
         runs = [rt.ledger.get(r) for r in run_ids]
         journal = stack.journal()
         state = stack.simulator.state
@@ -568,7 +580,9 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         initial, cap = (getattr(s, name) for name in SCHEDULE[kind])
         d.duration_s.append(ends - created)
         d.next_s.append(next_started - ends)
-        d.model_s.append(schedule_delay(ends - created, initial, cap, s.poll_factor, 1.0))
+        late, polls_made = schedule_delay(ends - created, initial, cap, s.poll_factor)
+        d.model_s.append(late)
+        d.model_gets.append(polls_made)
         d.gets.append(sum(gets_by_path[p] for p in paths))
 
     for run in runs:
@@ -585,7 +599,8 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             t["poll_activation", "succeeded"],
             [f"/data/foundation/flowservice/runs/{f['run_id']}" for f in run.flow_runs])  # fmt: skip
     return {
-        "runs": n, "speed": speed, "settings": polls.scaled(speed), "sigma": SIGMA,
+        "runs": n, "speed": speed, "settings": polls.scaled(speed), "sigma": SIGMA, "warmup": sizes.detect_warmup,
+        "summary": summary, "summary_min": s.poll_summary_min,
         "per_run": {route: c / n for route, c in sorted(calls.items())}, "delays": list(delays.values()),
     }  # fmt: skip
 

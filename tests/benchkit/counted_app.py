@@ -40,6 +40,7 @@ PURPOSES: tuple[tuple[str, str | None, str], ...] = (
     ("aep/coordination/quota.py", None, "quota: other"),
     ("aep/coordination/carriers.py", None, "delay: carriers (watchdog)"),
     ("aep/coordination/locks.py", None, "audience locks"),
+    ("aep/coordination/durations.py", None, "durations: adaptive polls' summary"),
     ("aep/api/auth.py", None, "token (IMS cache)"),
     ("aep/coordination/metrics.py", None, "metrics"),
     ("tasks/metering.py", None, "metrics"),

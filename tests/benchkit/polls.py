@@ -32,6 +32,7 @@ SCALED = tuple(
     if (name.startswith("poll_") and name.endswith("_s")) or name in ("retry_initial_s", "retry_cap_s")
 )
 RATIOS = ("poll_factor", "poll_jitter")
+AS_SHIPPED = ("poll_adaptive", "poll_summary_size", "poll_summary_min")  # switches and counts: never scaled
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class PollSetting:
     default: float  # as shipped, real-AEP seconds (or a ratio)
     value: float  # what the bench's workers run with
     held: bool = False  # the scaled value was held at a floor or ceiling
+    text: str = ""  # the environment value, when not a number of seconds
 
 
 def scaled(speed: float, watchdog_speed: float | None = None) -> list[PollSetting]:
@@ -50,9 +52,12 @@ def scaled(speed: float, watchdog_speed: float | None = None) -> list[PollSettin
     want = pump / (watchdog_speed or speed)
     value = min(PUMP_CEILING_S, max(PUMP_FLOOR_S, want))
     out.append(PollSetting("delay_pump_interval_s", pump, value, held=value != want))
+    for name in AS_SHIPPED:
+        shipped = Settings.model_fields[name].default
+        out.append(PollSetting(name, float(shipped), float(shipped), text=str(shipped)))
     return out
 
 
 def env(speed: float, watchdog_speed: float | None = None) -> dict[str, str]:
     """The environment of a worker whose polls are the shipped ones at simulator ``speed``."""
-    return {s.name.upper(): repr(s.value) for s in scaled(speed, watchdog_speed)}
+    return {s.name.upper(): s.text or repr(s.value) for s in scaled(speed, watchdog_speed)}
