@@ -3,8 +3,12 @@
 Pure arithmetic; the durations come from :class:`aep_activator.aep.coordination.durations.DurationSummary`.
 With at least ``min_samples`` durations seen, a poll waits
 
-- until the ``EARLY_Q`` quantile of those durations while the job is younger than that (few polls
-  while it is unlikely to be done),
+- until the earliest end it is likely to have, while it is younger than that (few polls while it is
+  unlikely to be done): the lower ``EARLY_Q`` prediction bound of a log-normal fitted to the durations
+  seen (``exp(mean - t·sd·√(1 + 1/n))`` of their logarithms, Student's t with n - 1 degrees of
+  freedom), so that a summary of only a few jobs, whose shortest duration says little about the next
+  job, still waits too long for at most about ``EARLY_Q`` of jobs (the 5th percentile of ten durations
+  let one job in ten wait for it, seen up to 60 % late in a bench run),
 - ``DENSE`` times the job's age from then on (dense polls around its likely end: a job is seen within
   about ``DENSE`` of its duration after it ends), which grows to the configured cap once the job is
   ``cap / DENSE`` old. A job that outlives every duration seen keeps being seen within ``DENSE`` of its
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Sequence
+from statistics import NormalDist
 
 from aep_activator.aep.pipeline.backoff import PollSchedule
 
@@ -30,6 +36,24 @@ EARLY_Q = 0.05
 DENSE = 0.09
 FLOOR_SHARE = 0.1
 """No delay is shorter than this share of the schedule's first delay."""
+
+
+def student_t(q: float, dof: int) -> float:
+    """Student's t quantile ``q`` for ``dof`` degrees of freedom (Cornish-Fisher, within 0.01 from dof 5)."""
+    z = NormalDist().inv_cdf(q)
+    if dof <= 0:
+        return math.inf
+    return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+
+
+def earliest_end(durations: Sequence[float], q: float = EARLY_Q) -> float:
+    """The lower ``q`` prediction bound of the next duration, from a log-normal fitted to ``durations``."""
+    logs = [math.log(d) for d in durations]
+    if len(logs) < 2:
+        return min(durations, default=0.0) * 0.5
+    n = len(logs)
+    bound = statistics.fmean(logs) - student_t(1 - q, n - 1) * statistics.stdev(logs) * math.sqrt(1 + 1 / n)
+    return math.exp(bound)
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
@@ -55,7 +79,7 @@ def adaptive_delay(
     seen = sorted(d for d in durations if d > 0 and math.isfinite(d))
     if len(seen) < max(1, min_samples):
         return None
-    early = quantile(seen, EARLY_Q)
+    early = earliest_end(seen)
     delay = early - age_s if age_s < early else DENSE * age_s
     delay = min(schedule.cap_s, delay, max(0.0, schedule.deadline_s - age_s))
     if jitter:
