@@ -6,7 +6,7 @@ INSTALLED = $(VENV)/.installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-x -k quota'`.
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench chaos screenshots clean
+.PHONY: install test lint demo bench bench-quick chaos screenshots clean
 
 install: $(INSTALLED)
 
@@ -26,8 +26,12 @@ lint: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/aep-activator demo
 
+# One run, about 12 minutes on 2 cores: writes BENCHMARKS.md. bench-quick: every stage small, writes nothing.
 bench: $(INSTALLED)
 	$(PY) -m tests.bench
+
+bench-quick: $(INSTALLED)
+	$(PY) -m tests.bench --quick
 
 chaos: $(INSTALLED)
 	CHAOS_SCALE=full $(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     poll_activation_initial_s: Seconds = 10.0
     poll_activation_cap_s: Seconds = 120.0
     poll_activation_deadline_s: Seconds = 6 * 3600.0
+    # Adaptive polls: once POLL_SUMMARY_MIN jobs of a kind (and sandbox) have been seen done, poll rarely
+    # before the shortest recent durations and densely around the likely end (aep/pipeline/adaptive.py);
+    # the last POLL_SUMMARY_SIZE durations are kept in Redis, shared by every worker.
+    poll_adaptive: bool = True
+    poll_summary_size: Annotated[int, Field(ge=8, le=1024)] = 64
+    poll_summary_min: Annotated[int, Field(ge=1, le=1024)] = 8
 
     # --- Error retries (separate budget from polls) --------------------------------------------
     retry_max: Annotated[int, Field(ge=0, le=100)] = 8

@@ -15,6 +15,7 @@ import redis
 from aep_activator.aep.api.auth import IMSTokenProvider, StaticToken, TokenProvider
 from aep_activator.aep.api.client import AEPClient, make_session
 from aep_activator.aep.coordination.carriers import Carriers
+from aep_activator.aep.coordination.durations import DurationSummary
 from aep_activator.aep.coordination.keys import Keys
 from aep_activator.aep.coordination.locks import AudienceLocks
 from aep_activator.aep.coordination.quota import QuotaLedger
@@ -43,6 +44,8 @@ class Runtime:
     locks: AudienceLocks
     carriers: Carriers
     plan: Plan
+    durations: DurationSummary | None = None
+    """Recent job durations for adaptive polls (None with ``POLL_ADAPTIVE=false``)."""
     _client: AEPClient | None = field(default=None, repr=False)
 
     @property
@@ -165,6 +168,7 @@ def build_runtime(s: Settings, plan: Plan | None = None, *, clock: Callable[[], 
         locks=AudienceLocks(client, s.aep_key_prefix),
         carriers=Carriers(client, keys, clock=clock),
         plan=plan or _plan,
+        durations=DurationSummary(client, keys, size=s.poll_summary_size) if s.poll_adaptive else None,
     )
 
 

@@ -5,6 +5,11 @@ the run's current carrier). Its task id is ``{run_id}.{step}.{generation}``: Flo
 step and generation, which moves RECEIVED → STARTED → RETRY … → SUCCESS as the step is checked
 again. Losing a wake-up loses nothing (the run's carrier is in Redis and the watchdog publishes it
 again), so publishing gives up quickly instead of blocking a worker through a Redis outage.
+
+A wake-up is sent with ``ignore_result=True``: a step stores no result (``tasks/steps.py``), and
+without it Celery's Redis result backend makes a producer outside a worker SUBSCRIBE to the task's
+result channel for every wake-up it sends (``RedisBackend.on_task_call``), a round trip at enqueue
+and a subscription that stays open in the producer. Nothing is lost: nothing ever publishes there.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ def publish(app: Celery, rt: Runtime, run_id: str, step: str, seq: int, generati
             args=(run_id, seq),
             task_id=task_id(run_id, step, generation),
             queue=rt.settings.aep_queue,
+            ignore_result=True,
             retry=True,
             retry_policy=PUBLISH_RETRY,
         )

@@ -1,22 +1,22 @@
-"""The aep-activator benchmark: ``python -m tests.bench`` (``make bench``) writes ``BENCHMARKS.md``.
+"""The aep-activator benchmark: ``python -m tests.bench`` (``make bench``) writes ``BENCHMARKS.md`` from one run.
 
-Four figures, measured in one run against one Redis (a private ``redis-server`` by default, so the
-machine's shared Redis neither disturbs nor is disturbed by the figures; ``--redis-url`` to choose):
+Every stage runs against one private ``redis-server`` (``--redis-url`` to choose another), with the
+poll settings of ``config/settings.py`` scaled by the simulator's speed (``tests/benchkit/polls.py``;
+no poll value is typed in here) and job durations drawn log-normal around the simulator's defaults
+(sigma :data:`SIGMA`, seed :data:`SEED`):
 
-1. **Overhead ratio**: completed chains/s through our full v1 chain (simulator at infinite speed, so
-   every poll succeeds at once) versus a bare Celery chain of five no-op tasks with the same worker
-   configuration (``tests/benchkit/noop.py``). Target >= 0.5.
-2. **In-flight scale**: 10,000 runs waiting on segment jobs that outlast the measurement, one worker
-   process: worker RSS, Redis memory, tasks the worker holds (reserved/scheduled/unacked), delay queue
-   size. Target: worker RSS < 300 MB.
-3. **AEP calls per run** by step, and the **detection delay** (AEP job end -> next step start) as a
-   share of the job's duration, at the default poll settings divided by the simulator speed.
-   Target <= 10 %.
-4. **Enqueue latency** of ``start_activation(on_quota="fail")`` p50/p99. Target p99 < 10 ms.
+1. ``overhead``: our v1 run (six steps, simulator at infinite speed) against a bare Celery chain of as
+   many no-op tasks, alternating, :attr:`Sizes.reps` repetitions each: chains/s, worker CPU, Redis
+   commands per chain, worker RSS after the same number of tasks; then a counted worker
+   (``tests/benchkit/counted_app.py``) splits the Redis round trips of a step by purpose.
+2. ``inflight``: :attr:`Sizes.inflight` runs waiting on AEP: Redis memory per waiting run, worker RSS,
+   what the worker holds; a bare worker's RSS after as many tasks.
+3. ``detection``: runs at the shipped poll schedule, in simulated time: detection delay per kind of
+   job (median, p95, as a share of the job's duration), GETs per job, AEP calls per run.
+4. ``enqueue``: ``start_activation(on_quota="fail")`` latency p50/p99.
 
-``--quick`` runs every stage at a small size (well under a minute) and writes no report unless
-``--output`` is given: a smoke test. Every stage stops its workers and simulator and deletes its keys
-(and the Celery results of its tasks), whatever happens.
+``--quick`` runs every stage small (about a minute) and writes no report unless ``--output`` is given.
+Every stage stops its workers and simulator and deletes its keys, whatever happens.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,49 +46,61 @@ from aep_activator.devstack.embedded_redis import provision
 from aep_activator.devstack.stack import REPO_ROOT, Stack
 from aep_activator.tasks import runtime
 from aep_activator.tasks.celery import configure
-from aep_activator.tasks.producer import start_activation
+from aep_activator.tasks.producer import parse_request, start_activation
 from aep_activator.tasks.runtime import token_provider
 from aep_activator.workers import app
-from tests.benchkit import procs
+from tests.benchkit import polls, procs
 from tests.benchkit.fixture import request, write_fixture
 from tests.benchkit.noop import create_noop_app, send_noop_chain
 from tests.benchkit.report import render
-from tests.benchkit.results import RESULT_PREFIX, delete_results, wait_results
+from tests.benchkit.results import RESULT_PREFIX, delete_results, result_times
 
-SEED = 20261128
+SEED = 20261201
+SIGMA = 0.5  # issue 13: log-normal spread of every job's duration, on the log scale
 UNLIMITED = 10**9
-# Our own quota ledger must not block the bench: the point is throughput, not the daily guardrails.
-NO_QUOTAS = {"QUOTA_SEGMENT_JOBS_PER_DAY": str(UNLIMITED), "QUOTA_ADHOC_PER_DAY": str(UNLIMITED)}
-SIM_NO_GUARDRAILS = Guardrails(adhoc_jobs_per_day_per_org=UNLIMITED, segment_jobs_per_day_per_sandbox=UNLIMITED)
+# Our own quota ledger must not block the bench: the point is the machinery, not the daily guardrails.
+NO_QUOTAS = {
+    "QUOTA_SEGMENT_JOBS_PER_DAY": str(UNLIMITED),
+    "QUOTA_ADHOC_PER_DAY": str(UNLIMITED),
+    "QUOTA_SEGMENT_JOBS_PER_YEAR_PRODUCTION": str(UNLIMITED),
+    "QUOTA_SEGMENT_JOBS_PER_YEAR_DEVELOPMENT": str(UNLIMITED),
+}
+SIM_NO_GUARDRAILS = Guardrails(
+    adhoc_jobs_per_day_per_org=UNLIMITED,
+    segment_jobs_per_day_per_sandbox=UNLIMITED,
+    segment_jobs_per_year_production=UNLIMITED,
+    segment_jobs_per_year_development=UNLIMITED,
+)
+PRIVATE_REDIS = True  # main() clears it for --redis-url: the bench never changes a shared server's config
+OVERHEAD_SPEED = 1e9  # every job is done by the first poll: the machinery alone
+INFLIGHT_SPEED = 0.01  # AEP 100x slower: the first re-poll (30 s x 100) comes after the measurement
 
 
 @dataclass(frozen=True)
 class Sizes:
-    """How big each stage is. ``FULL`` fits ``make bench`` in about 8 minutes on 2 cores."""
+    """How big each stage is. ``FULL`` fits ``make bench`` in about 12 minutes on 2 shared cores."""
 
     name: str
     chains: int  # chains per overhead repetition
     reps: int  # overhead repetitions per variant
     warmup: int
     concurrency: int  # pool processes of every worker
-    inflight: int  # runs in flight for stage 2
-    realistic_runs: int  # runs for stage 3
-    realistic_speed: float
+    counted_chains: int  # runs through the counted worker (round trips by purpose)
+    inflight: int  # runs waiting on AEP in stage 2
+    detect_warmup: int  # runs of stage 3 that warm the duration summary, not measured
+    detect_runs: int  # runs of stage 3
+    detect_speed: float
     enqueue_calls: int  # stage 4
 
 
-FULL = Sizes("full", chains=200, reps=3, warmup=20, concurrency=2, inflight=10_000, realistic_runs=20,
-             realistic_speed=25.0, enqueue_calls=2_000)  # fmt: skip
-QUICK = Sizes("quick", chains=20, reps=1, warmup=3, concurrency=2, inflight=200, realistic_runs=3,
-              realistic_speed=600.0, enqueue_calls=200)  # fmt: skip
+FULL = Sizes("full", chains=120, reps=3, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
+             detect_warmup=10, detect_runs=40, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
+QUICK = Sizes("quick", chains=20, reps=3, warmup=3, concurrency=2, counted_chains=5, inflight=200,
+              detect_warmup=8, detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
 
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -97,136 +110,96 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-# --------------------------------------------------------------------------------------------------
-# Stacks
+def simulator(speed: float, fixture: Path) -> SimulatorConfig:
+    durations = Durations(sigma=SIGMA)
+    return SimulatorConfig(speed=speed, seed=SEED, guardrails=SIM_NO_GUARDRAILS, durations=durations,
+                           fixture_path=str(fixture))  # fmt: skip
 
 
 @contextlib.contextmanager
-def bench_stack(redis_url: str, sim: SimulatorConfig, env: dict[str, str]) -> Iterator[Stack]:
-    """A stack (simulator + unique prefix/queue) that this process produces to; always torn down."""
-    stack = Stack.start(redis_url, sim_config=sim, env=env, prefix_root="aep-bench")
-    extra_results: list[str] = []
-    stack.bench_results = extra_results  # type: ignore[attr-defined]  # task ids not in any run's chain
+def bench_stack(redis_url: str, speed: float, watchdog_speed: float | None = None) -> Iterator[Stack]:
+    """A stack (simulator + unique prefix/queue) at ``speed`` whose polls are the shipped ones scaled."""
+    fixture = write_fixture(Path(tempfile.mkdtemp(prefix="aep-bench-")))
+    env = {**NO_QUOTAS, **polls.env(speed, watchdog_speed)}
+    stack = Stack.start(redis_url, sim_config=simulator(speed, fixture), env=env, prefix_root="aep-bench")
+    results: list[str] = []
+    stack.bench_results = results  # type: ignore[attr-defined]  # Celery results of the bare chains
     try:
         configure(stack.settings())
         yield stack
     finally:
         with contextlib.suppress(Exception):
-            for proc in stack.workers:
+            for proc in list(stack.workers):
                 stack.stop_worker(proc)
         with contextlib.suppress(Exception), redis.Redis.from_url(redis_url) as client:
-            delete_results(client, our_task_ids(client, stack.prefix) + extra_results)
+            delete_results(client, results)
+            for key in client.scan_iter(match=f"*{stack.queue}*", count=1000):
+                client.delete(key)
         stack.stop()
         runtime.configure(None)
 
 
-def our_task_ids(client: redis.Redis, prefix: str) -> list[str]:
-    """Every task id of every run under ``prefix`` (the ``chain`` field of each run record)."""
-    keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if not k.endswith(b":timeline")]
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.hget(key, "chain")
-    return [task_id for raw in pipe.execute() if raw for task_id in json.loads(raw)]
+def steps_per_run() -> int:
+    return len(runtime.runtime().plan.steps_for(parse_request(request(0))))
 
 
-def fixture_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="aep-bench-"))
+class Commands:
+    """Redis commands the server ran (``INFO commandstats``), less those this bench sent to watch."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.own = 0  # commands of the bench's own completion polling (and these INFO calls)
+
+    def total(self) -> float:
+        return float(sum(self.by_command().values()))
+
+    def by_command(self) -> dict[str, int]:
+        """``command -> calls`` so far (``cmdstat_hset`` -> ``hset``); Lua-internal calls included."""
+        self.own += 1
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in self.client.info("commandstats").items()}
 
 
-# --------------------------------------------------------------------------------------------------
-# 1. Overhead ratio
+def wait_runs(client: redis.Redis, stack: Stack, run_ids: list[str], timeout_s: float, cmds: Commands) -> list[float]:
+    """Until every run has succeeded; returns each one's end (``updated_at`` of its record)."""
+    prefix = stack.prefix
+    ends: dict[str, float] = {}
+    pending = list(run_ids)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        pipe = client.pipeline(transaction=False)
+        for run_id in pending:
+            pipe.hmget(f"{prefix}run:{run_id}", "status", "updated_at")
+        cmds.own += len(pending)
+        still = []
+        for run_id, (status, updated) in zip(pending, pipe.execute(), strict=True):
+            if status == b"succeeded":
+                ends[run_id] = float(updated)
+            elif status in (b"failed", b"cancelled"):
+                raise RuntimeError(f"run {run_id} ended {status.decode()}")
+            else:
+                still.append(run_id)
+        pending = still
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} of {len(run_ids)} runs not done after {timeout_s:.0f}s")
+            time.sleep(0.25)
+    return [ends[r] for r in run_ids]
 
 
-@dataclass
-class Throughput:
-    label: str
-    chains: int
-    reps: list[float] = field(default_factory=list)  # chains/s per repetition
-    tasks_per_chain: int = 6
-
-    @property
-    def median(self) -> float:
-        return median(self.reps)
-
-
-def measure_chains(client: redis.Redis, n: int, send: Callable[[int], str], timeout_s: float) -> float:
-    """Enqueue ``n`` chains back to back; chains/s from the first enqueue to the last chain's end."""
-    t0 = time.time()
-    last_ids = [send(i) for i in range(n)]
-    ends = wait_results(client, last_ids, timeout_s)
-    return n / (max(ends) - t0)
-
-
-def bench_overhead(redis_url: str, sizes: Sizes, profile_dir: Path | None = None) -> dict[str, Any]:
-    profile_app = "tests.benchkit.profiled_app" if profile_dir else None
-    fixture = write_fixture(fixture_dir())
-    sim = SimulatorConfig(speed=1e9, seed=SEED, guardrails=SIM_NO_GUARDRAILS, fixture_path=str(fixture))
-    ours = Throughput("our v1 chain (6 tasks)", sizes.chains, tasks_per_chain=6)
-    bare = Throughput("bare Celery chain (5 no-op tasks)", sizes.chains, tasks_per_chain=5)
-    with bench_stack(redis_url, sim, {**NO_QUOTAS}) as stack, redis.Redis.from_url(redis_url) as client:
-        ledger = runtime.runtime().ledger
-
-        def send_ours(i: int) -> str:
-            run_id = start_activation(request(i))
-            last: str = json.loads(ledger.field(run_id, "chain") or "[]")[-1]
-            return last
-
-        bare_queue = stack.queue + "-bare"
-        noop_app = create_noop_app(stack.settings().model_copy(update={"aep_queue": bare_queue}))
-        counter = iter(range(10**9))
-
-        def send_bare(i: int) -> str:
-            last = send_noop_chain(noop_app, f"bare-{next(counter)}")
-            stack.bench_results.append(last)  # type: ignore[attr-defined]
-            return last
-
-        # Both workers stay up and the repetitions alternate, so a slow patch on this shared machine
-        # hits both variants alike. The idle one costs little (ours: one delay-pump Lua call per tick).
-        variants: list[tuple[Throughput, str, str, Callable[[int], str]]] = [
-            (bare, "tests.benchkit.noop_app", bare_queue, send_bare),
-            (ours, profile_app or "aep_activator.workers", stack.queue, send_ours),
-        ]
-        workers: dict[str, int] = {}
-        for result, app_module, queue, send in variants:
-            name = "bare" if result is bare else "ours"
-            env = {"BENCH_PROFILE_DIR": str(profile_dir)} if profile_dir and result is ours else None
-            proc, log = procs.start_worker(
-                stack, app=app_module, queue=queue, name=name, concurrency=sizes.concurrency, env=env
-            )
-            procs.wait_ready(proc, log, sizes.concurrency)
-            measure_chains(client, sizes.warmup, send, timeout_s=60)
-            workers[name] = proc.pid
-        # CPU seconds per variant: the worker (main + pool), this process (producer, and the simulator
-        # thread for ours), and Redis (only meaningful on a private server).
-        # Redis commands: every command the server ran meanwhile (exact on a private server only).
-        parts = ("worker", "bench process", "redis", "redis commands")
-        cpu = {name: dict.fromkeys(parts, 0.0) for name in workers}
-        for rep in range(sizes.reps):
-            for result, _, _, send in variants:
-                name = "bare" if result is bare else "ours"
-                before = (worker_cpu(workers[name]), time.process_time(), redis_cpu(client), redis_calls(client))
-                rate = measure_chains(client, sizes.chains, send, timeout_s=300)
-                after = (worker_cpu(workers[name]), time.process_time(), redis_cpu(client), redis_calls(client))
-                for part, b, a in zip(cpu[name], before, after, strict=True):
-                    cpu[name][part] += a - b
-                result.reps.append(rate)
-                say(f"overhead: {name:4} rep {rep + 1}/{sizes.reps}: {rate:6.1f} chains/s")
-        per_chain = {name: {p: v / (sizes.chains * sizes.reps) for p, v in c.items()} for name, c in cpu.items()}
-    return {
-        "ours": ours,
-        "bare": bare,
-        "ratio": ours.median / bare.median,
-        "per_chain": per_chain,
-    }
-
-
-def redis_calls(client: redis.Redis) -> float:
-    return float(sum(v["calls"] for v in client.info("commandstats").values()))
-
-
-def redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+def wait_bare(client: redis.Redis, last_ids: list[str], timeout_s: float, cmds: Commands) -> list[float]:
+    done: dict[str, float] = {}
+    pending = list(last_ids)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        cmds.own += len(pending)
+        got = result_times(client, pending)
+        done.update(got)
+        pending = [t for t in pending if t not in got]
+        if pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(pending)} of {len(last_ids)} bare chains not done after {timeout_s:.0f}s")
+            time.sleep(0.25)
+    return [done[t] for t in last_ids]
 
 
 def worker_cpu(pid: int) -> float:
@@ -234,80 +207,209 @@ def worker_cpu(pid: int) -> float:
     return procs.cpu_s(pid) + sum(procs.cpu_s(c) for c in procs.children(pid))
 
 
-# --------------------------------------------------------------------------------------------------
-# 2. In-flight scale
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
-# Segment jobs that outlast the measurement (a day, at speed 1), and a first poll interval longer than
-# the measurement, so after create + first poll every run waits in the delay queue until we are done.
-INFLIGHT_POLL_S = "3600"
+
+# --------------------------------------------------------------------------------------------------
+# 1. Overhead
+
+
+@dataclass
+class Variant:
+    name: str
+    label: str
+    tasks_per_chain: int
+    rates: list[float] = field(default_factory=list)  # chains/s per repetition
+    cpu_ms: list[float] = field(default_factory=list)  # worker CPU per chain, per repetition
+    commands: list[float] = field(default_factory=list)  # Redis commands per chain, per repetition
+    redis_cpu_ms: list[float] = field(default_factory=list)
+    bench_cpu_ms: list[float] = field(default_factory=list)
+    by_command: Counter[str] = field(default_factory=Counter)  # Redis commands over every repetition
+    rss_mb: float = 0.0
+    rss_children_mb: list[float] = field(default_factory=list)
+    tasks_done: int = 0
+
+
+def bench_overhead(redis_url: str, sizes: Sizes) -> dict[str, Any]:
+    with bench_stack(redis_url, OVERHEAD_SPEED, watchdog_speed=1.0) as stack, redis.Redis.from_url(redis_url) as client:
+        n_steps = steps_per_run()
+        ours = Variant("ours", f"our v1 run ({n_steps} steps)", n_steps)
+        bare = Variant("bare", f"bare Celery chain ({n_steps} no-op tasks)", n_steps)
+        rt = runtime.runtime()
+        token_provider(rt.settings, rt.redis).token()  # the IMS token cached, as in steady state
+        counter = iter(range(10**9))
+        bare_queue = stack.queue + "-bare"
+        noop_app = create_noop_app(stack.settings().model_copy(update={"aep_queue": bare_queue}), n_steps)
+
+        def run_ours(n: int, cmds: Commands) -> tuple[float, float]:
+            t0 = time.time()
+            ids = [start_activation(request(next(counter))) for _ in range(n)]
+            ends = wait_runs(client, stack, ids, 120 + n, cmds)
+            return t0, max(ends)
+
+        def run_bare(n: int, cmds: Commands) -> tuple[float, float]:
+            t0 = time.time()
+            last = [send_noop_chain(noop_app, f"bare-{next(counter)}") for _ in range(n)]
+            stack.bench_results.extend(last)  # type: ignore[attr-defined]
+            ends = wait_bare(client, last, 120 + n, cmds)
+            return t0, max(ends)
+
+        pids: dict[str, int] = {}
+        for v, app_module, queue in ((bare, "tests.benchkit.noop_app", bare_queue), (ours, "aep_activator.workers",
+                                                                                     stack.queue)):  # fmt: skip
+            env = {"BENCH_NOOP_TASKS": str(n_steps)}
+            proc, log = procs.start_worker(stack, app=app_module, queue=queue, name=v.name,
+                                           concurrency=sizes.concurrency, env=env)  # fmt: skip
+            procs.wait_ready(proc, log, sizes.concurrency)
+            pids[v.name] = proc.pid
+        runners = {"ours": run_ours, "bare": run_bare}
+        for v in (bare, ours):
+            runners[v.name](sizes.warmup, Commands(client))
+            v.tasks_done += sizes.warmup * v.tasks_per_chain
+        # Both workers stay up: the idle one's BRPOP and our watchdog tick cost commands meanwhile.
+        # Measure that background with both idle and take it off each repetition.
+        idle = Commands(client)
+        c0, t0 = idle.total(), time.monotonic()
+        time.sleep(3.0)
+        background_per_s = (idle.total() - c0 - 1) / (time.monotonic() - t0)
+        stack.simulator.ctx.journal.clear()
+        for rep in range(sizes.reps):
+            for v in (bare, ours):  # alternating, so a slow patch of this shared machine hits both alike
+                cmds = Commands(client)
+                by_before = cmds.by_command()
+                before = (worker_cpu(pids[v.name]), time.process_time(), redis_cpu(client), cmds.total())
+                w0 = time.monotonic()
+                start, end = runners[v.name](sizes.chains, cmds)
+                wall = time.monotonic() - w0
+                own = cmds.own
+                after = (worker_cpu(pids[v.name]), time.process_time(), redis_cpu(client), cmds.total())
+                v.by_command.update({k: c - by_before.get(k, 0) for k, c in cmds.by_command().items()})
+                n = sizes.chains
+                v.rates.append(n / (end - start))
+                v.cpu_ms.append(1000 * (after[0] - before[0]) / n)
+                v.bench_cpu_ms.append(1000 * (after[1] - before[1]) / n)
+                v.redis_cpu_ms.append(1000 * (after[2] - before[2]) / n)
+                v.commands.append((after[3] - before[3] - own - background_per_s * wall) / n)
+                v.tasks_done += n * v.tasks_per_chain
+                say(f"overhead: {v.name:4} rep {rep + 1}/{sizes.reps}: {v.rates[-1]:6.1f} chains/s, "
+                    f"{v.cpu_ms[-1]:.1f} ms CPU, {v.commands[-1]:.0f} commands per chain")  # fmt: skip
+        # Our polls: with every job done at the first look, a run is exactly its steps.
+        polls_made = sum(1 for e in stack.journal(method="GET") if e["template"] in POLL_ROUTES.values())
+        extra_polls = polls_made - sizes.reps * sizes.chains * 3  # three poll steps per run
+        ours.tasks_done += extra_polls
+        for v in (bare, ours):
+            main, kids = procs.tree_rss_mb(pids[v.name])
+            v.rss_mb, v.rss_children_mb = main + sum(kids), [main, *kids]
+        stack.stop_worker(next(p for p in stack.workers if p.pid == pids["ours"]))
+        trips = count_round_trips(stack, sizes, counter)
+    ratio = statistics.median(ours.rates) / statistics.median(bare.rates)
+    return {"ours": ours, "bare": bare, "ratio": ratio, "background_per_s": background_per_s,
+            "extra_polls": extra_polls, "trips": trips, "settings": polls.scaled(OVERHEAD_SPEED, 1.0)}  # fmt: skip
+
+
+def count_round_trips(stack: Stack, sizes: Sizes, counter: Iterator[int]) -> dict[str, Any]:
+    """Runs through the counted worker: Redis round trips and commands per step, by purpose."""
+    count_dir = Path(tempfile.mkdtemp(prefix="aep-bench-count-"))
+    proc, log = procs.start_worker(stack, app="tests.benchkit.counted_app", name="counted",
+                                   concurrency=sizes.concurrency, env={"BENCH_COUNT_DIR": str(count_dir)})  # fmt: skip
+    procs.wait_ready(proc, log, sizes.concurrency)
+    with redis.Redis.from_url(stack.redis_url) as client:
+        ids = [start_activation(request(next(counter))) for _ in range(sizes.counted_chains)]
+        wait_runs(client, stack, ids, 120 + sizes.counted_chains, Commands(client))
+    time.sleep(0.5)
+    stack.stop_worker(proc)
+    tasks = 0
+    trips: Counter[str] = Counter()
+    commands: Counter[str] = Counter()
+    for path in count_dir.glob("child-*.json"):
+        data = json.loads(path.read_text())
+        tasks += data["tasks"]
+        trips.update(data["trips"])
+        commands.update(data["commands"])
+    return {"runs": sizes.counted_chains, "tasks": tasks, "trips": dict(trips), "commands": dict(commands)}
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Runs in flight
 
 
 def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
-    fixture = write_fixture(fixture_dir())
-    sim = SimulatorConfig(
-        speed=1.0,
-        seed=SEED,
-        guardrails=SIM_NO_GUARDRAILS,
-        durations=Durations(segment_job_total_s=86_400.0),
-        fixture_path=str(fixture),
-    )
-    env = {**NO_QUOTAS, "POLL_SEGMENT_INITIAL_S": INFLIGHT_POLL_S, "POLL_SEGMENT_CAP_S": INFLIGHT_POLL_S}
     n = sizes.inflight
-    with bench_stack(redis_url, sim, env) as stack, redis.Redis.from_url(redis_url) as client:
+    with bench_stack(redis_url, INFLIGHT_SPEED) as stack, redis.Redis.from_url(redis_url) as client:
         rt = runtime.runtime()
+        settings = rt.settings
         proc, log = procs.start_worker(stack, name="inflight", concurrency=sizes.concurrency)
         procs.wait_ready(proc, log, sizes.concurrency)
-        # One warm-up run, so the baseline below includes a worker that has built its clients.
+        token_provider(settings, rt.redis).token()
+        waiting_after = settings.poll_segment_initial_s * (1 - settings.poll_jitter) / 2
+
+        def waiting() -> int:
+            return int(client.zcount(rt.keys.carriers, time.time() + waiting_after, "+inf"))
+
         start_activation(request(0, started_by="bench-warmup"))
-        wait_until(lambda: rt.delays.pending() == 1, timeout_s=60, what="the warm-up run to wait")
-        idle_main, idle_children = procs.tree_rss_mb(proc.pid)
+        wait_until(lambda: waiting() == 1, timeout_s=60, what="the warm-up run to wait")
+        idle_mb = sum_rss(proc.pid)
         mem_before = int(client.info("memory")["used_memory"])
         keys_before = int(client.dbsize())
-        peak = idle_main + sum(idle_children)
-
+        peak = idle_mb
         say(f"in-flight: enqueueing {n:,} runs")
         t0 = time.monotonic()
         for i in range(1, n + 1):
             start_activation(request(i))
-        t_enqueued = time.monotonic() - t0
-        say(f"in-flight: enqueued in {t_enqueued:.1f}s; waiting until all {n + 1:,} runs wait on AEP")
+        enqueue_s = time.monotonic() - t0
 
         def all_waiting() -> bool:
             nonlocal peak
-            main, kids = procs.tree_rss_mb(proc.pid)
-            peak = max(peak, main + sum(kids))
-            return rt.delays.pending() >= n + 1 and client.llen(stack.queue) == 0
+            peak = max(peak, sum_rss(proc.pid))
+            return waiting() >= n + 1 and client.llen(stack.queue) == 0
 
-        wait_until(all_waiting, timeout_s=900, what="every run to wait", progress=lambda: rt.delays.pending())
-        t_waiting = time.monotonic() - t0
-        time.sleep(2)  # let the last acks and result writes land
+        wait_until(all_waiting, timeout_s=1200, what="every run to wait", progress=waiting)
+        all_waiting_s = time.monotonic() - t0
+        time.sleep(2)
         main, kids = procs.tree_rss_mb(proc.pid)
         pss = procs.tree_pss_mb(proc.pid)
         held = worker_holdings(stack, client)
         mem_after = int(client.info("memory")["used_memory"])
         keys_after = int(client.dbsize())
         breakdown = key_memory(client, stack.prefix)
-        statuses = run_statuses(client, stack.prefix)
-        delay_size = rt.delays.pending()
+        encoding = hash_encoding(client, stack.prefix) if PRIVATE_REDIS else None
+        tasks = 2 * (n + 1)  # create + first poll per run
         stack.stop_worker(proc)
+        bare = bare_rss_after(stack, client, sizes, tasks)
     return {
-        "runs": n,
-        "concurrency": sizes.concurrency,
-        "enqueue_s": t_enqueued,
-        "all_waiting_s": t_waiting,
-        "rss_idle_mb": idle_main + sum(idle_children),
-        "rss_main_mb": main,
-        "rss_children_mb": kids,
-        "rss_total_mb": main + sum(kids),
-        "rss_peak_mb": peak,
-        "pss_total_mb": pss,
-        "redis_used_delta_mb": (mem_after - mem_before) / 2**20,
-        "redis_keys_delta": keys_after - keys_before,
-        "key_memory": breakdown,
-        "held": held,
-        "delay_queue": delay_size,
-        "statuses": statuses,
-    }
+        "runs": n, "concurrency": sizes.concurrency, "speed": INFLIGHT_SPEED, "enqueue_s": enqueue_s,
+        "all_waiting_s": all_waiting_s, "rss_idle_mb": idle_mb, "rss_main_mb": main, "rss_children_mb": kids,
+        "rss_total_mb": main + sum(kids), "rss_peak_mb": peak, "pss_total_mb": pss,
+        "redis_used_delta_mb": (mem_after - mem_before) / 2**20, "redis_keys_delta": keys_after - keys_before,
+        "key_memory": breakdown, "held": held, "tasks": tasks, "bare": bare, "encoding": encoding,
+        "first_repoll_s": settings.poll_segment_initial_s,
+    }  # fmt: skip
+
+
+def sum_rss(pid: int) -> float:
+    main, kids = procs.tree_rss_mb(pid)
+    return main + sum(kids)
+
+
+def bare_rss_after(stack: Stack, client: redis.Redis, sizes: Sizes, tasks: int) -> dict[str, Any]:
+    """A bare worker's RSS after ``tasks`` no-op tasks (chains of two, like a waiting run's create + poll)."""
+    queue = stack.queue + "-bare"
+    noop_app = create_noop_app(stack.settings().model_copy(update={"aep_queue": queue}), 2)
+    proc, log = procs.start_worker(stack, app="tests.benchkit.noop_app", queue=queue, name="inflight-bare",
+                                   concurrency=sizes.concurrency, env={"BENCH_NOOP_TASKS": "2"})  # fmt: skip
+    procs.wait_ready(proc, log, sizes.concurrency)
+    idle = sum_rss(proc.pid)
+    last = [send_noop_chain(noop_app, f"bare-{i}") for i in range(tasks // 2)]
+    stack.bench_results.extend(last)  # type: ignore[attr-defined]
+    wait_bare(client, last[-50:], 1200, Commands(client))
+    wait_bare(client, last, 600, Commands(client))
+    time.sleep(2)
+    main, kids = procs.tree_rss_mb(proc.pid)
+    stack.stop_worker(proc)
+    return {"tasks": 2 * len(last), "rss_idle_mb": idle, "rss_total_mb": main + sum(kids), "rss_main_mb": main,
+            "rss_children_mb": kids}  # fmt: skip
 
 
 def wait_until(
@@ -318,7 +420,7 @@ def wait_until(
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        if progress is not None and time.monotonic() - last_report > 15:
+        if progress is not None and time.monotonic() - last_report > 20:
             say(f"  ... {progress():,}")
             last_report = time.monotonic()
         time.sleep(0.5)
@@ -332,8 +434,6 @@ def worker_holdings(stack: Stack, client: redis.Redis) -> dict[str, int]:
         replies = getattr(inspect, kind)() or {}
         mine = {host: tasks for host, tasks in replies.items() if stack.prefix.rstrip(":") in host}
         out[kind] = sum(len(tasks) for tasks in mine.values()) if mine else -1
-    # kombu's Redis transport keeps every delivered, unacknowledged message in one hash for all queues:
-    # field = delivery tag, value = JSON [message, exchange, routing key].
     unacked = 0
     for _, raw in client.hscan_iter("unacked", count=1000):
         with contextlib.suppress(ValueError, IndexError):
@@ -344,149 +444,165 @@ def worker_holdings(stack: Stack, client: redis.Redis) -> dict[str, int]:
 
 
 def key_memory(client: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
-    """``MEMORY USAGE`` summed by kind of key: run records, timelines, delay queue, Celery results, other."""
+    """``MEMORY USAGE`` summed by kind of key (the layout of ``aep/coordination/keys.py``)."""
     groups: dict[str, list[bytes]] = {}
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         name = key.decode()[len(prefix) :]
-        if name.startswith("run:"):
-            kind = "run timelines (LIST)" if name.endswith(":timeline") else "run records (HASH)"
-        elif name.startswith("delay:"):
-            kind = f"delay queue ({name})"
+        head = name.split(":", 1)[0]
+        if head == "run":
+            kind = "run:{id}:" + name.rsplit(":", 1)[1] if name.count(":") >= 2 else "run:{id} (HASH)"
+        elif head in ("owner", "quota", "line", "lock", "idem", "callback", "status", "ims"):
+            kind = f"{head}:…"
         else:
-            kind = "other ledger keys"
+            kind = name
         groups.setdefault(kind, []).append(key)
-    ids = our_task_ids(client, prefix)
-    pipe = client.pipeline(transaction=False)
-    for task_id in ids:
-        pipe.exists(RESULT_PREFIX + task_id)
-    groups["Celery results"] = [
-        (RESULT_PREFIX + t).encode() for t, exists in zip(ids, pipe.execute(), strict=True) if exists
-    ]
+    results = [k for k in client.scan_iter(match=f"{RESULT_PREFIX}*", count=1000)]
+    if results:
+        groups["celery-task-meta-* (all stacks)"] = results
     out: dict[str, dict[str, float]] = {}
     for kind, keys in groups.items():
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.memory_usage(key, samples=0)
-        total = sum(x or 0 for x in pipe.execute())
-        out[kind] = {"keys": len(keys), "mb": total / 2**20}
+        out[kind] = {"keys": len(keys), "bytes": float(sum(x or 0 for x in pipe.execute()))}
     return out
 
 
-def run_statuses(client: redis.Redis, prefix: str) -> dict[str, int]:
-    keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if not k.endswith(b":timeline")]
-    pipe = client.pipeline(transaction=False)
+def hash_encoding(client: redis.Redis, prefix: str, sample: int = 200) -> dict[str, Any]:
+    """Why a run record costs what it does: its encoding, the fields too long for a listpack, and what the
+    same records would cost with ``hash-max-listpack-value`` raised above the longest value (DUMP/RESTORE
+    of a sample into scratch keys on the private server; the setting is put back)."""
+    keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if k.count(b":") == prefix.count(":") + 1]
+    keys = keys[:sample]
+    limit = int(client.config_get("hash-max-listpack-value")["hash-max-listpack-value"])
+    longest: dict[str, int] = {}
+    encodings: Counter[str] = Counter()
+    before = 0
     for key in keys:
-        pipe.hmget(key, "status", "step")
-    counts: dict[str, int] = {}
-    for status, step in pipe.execute():
-        label = f"{(status or b'?').decode()} at {(step or b'?').decode()}"
-        counts[label] = counts.get(label, 0) + 1
-    return counts
+        encodings[client.object("encoding", key).decode()] += 1
+        before += client.memory_usage(key, samples=0) or 0
+        for name, value in client.hgetall(key).items():
+            longest[name.decode()] = max(longest.get(name.decode(), 0), len(value))
+    over = {name: n for name, n in sorted(longest.items(), key=lambda kv: -kv[1]) if n > limit}
+    raised = 1 << max(longest.values(), default=64).bit_length()
+    after = 0
+    try:
+        client.config_set("hash-max-listpack-value", raised)
+        for i, key in enumerate(keys):
+            scratch = f"{prefix}bench:scratch:{i}"
+            client.restore(scratch, 0, client.dump(key), replace=True)
+            after += client.memory_usage(scratch, samples=0) or 0
+            client.delete(scratch)
+    finally:
+        client.config_set("hash-max-listpack-value", limit)
+    return {"sample": len(keys), "limit": limit, "encodings": dict(encodings), "over": over, "raised": raised,
+            "bytes_before": before / max(1, len(keys)), "bytes_after": after / max(1, len(keys))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
-# 3. AEP calls per run, and detection delay
+# 3. Detection delay and AEP calls
 
-STEP_OF_ROUTE = {
-    "POST /ims/token/v3": "(IMS token)",
-    "POST /data/core/ups/segment/jobs": "create_segment_job",
-    "GET /data/core/ups/segment/jobs/{id}": "poll_segment_job",
-    "POST /data/core/ups/export/jobs": "create_export_job",
-    "GET /data/core/ups/export/jobs/{id}": "poll_export_job",
-    "POST /data/core/activation/disflowprovider/adhocrun": "run_activation",
-    "GET /data/foundation/flowservice/runs/{id}": "poll_activation",
+POLL_ROUTES = {
+    "segment job": "/data/core/ups/segment/jobs/{id}",
+    "export job": "/data/core/ups/export/jobs/{id}",
+    "ad-hoc flow run": "/data/foundation/flowservice/runs/{id}",
 }
-# Defaults of config/settings.py, in real-AEP seconds; the bench divides them by the simulator speed.
-DEFAULT_POLLS = {
-    "POLL_SEGMENT_INITIAL_S": 30.0,
-    "POLL_SEGMENT_CAP_S": 300.0,
-    "POLL_SEGMENT_DEADLINE_S": 18_000.0,
-    "POLL_EXPORT_INITIAL_S": 15.0,
-    "POLL_EXPORT_CAP_S": 120.0,
-    "POLL_EXPORT_DEADLINE_S": 10_800.0,
-    "POLL_ACTIVATION_INITIAL_S": 15.0,
-    "POLL_ACTIVATION_CAP_S": 120.0,
-    "POLL_ACTIVATION_DEADLINE_S": 21_600.0,
-    "RETRY_INITIAL_S": 2.0,
-    "RETRY_CAP_S": 300.0,
-    "DELAY_PUMP_INTERVAL_S": 1.0,
+SUMMARY_KIND = {"segment job": "segment", "export job": "export", "ad-hoc flow run": "activation"}
+SCHEDULE = {  # kind -> (initial, cap) setting names
+    "segment job": ("poll_segment_initial_s", "poll_segment_cap_s"),
+    "export job": ("poll_export_initial_s", "poll_export_cap_s"),
+    "ad-hoc flow run": ("poll_activation_initial_s", "poll_activation_cap_s"),
 }
-
-
-def scaled_polls(speed: float) -> dict[str, str]:
-    env = {name: repr(value / speed) for name, value in DEFAULT_POLLS.items()}
-    env["POLL_FACTOR"] = "1.5"
-    env["POLL_JITTER"] = "0.2"
-    return env
 
 
 @dataclass
 class JobDelay:
     kind: str
     duration_s: list[float] = field(default_factory=list)  # simulated job length (real-AEP s / speed)
-    detect_s: list[float] = field(default_factory=list)  # job end -> poll saw it ("succeeded" event)
-    next_s: list[float] = field(default_factory=list)  # job end -> next step started (or run succeeded)
+    next_s: list[float] = field(default_factory=list)  # job end -> next step started (or the run ended)
+    model_s: list[float] = field(default_factory=list)  # what the schedule alone gives (no jitter, no machinery)
+    gets: list[int] = field(default_factory=list)  # GETs of this job
+    model_gets: list[int] = field(default_factory=list)  # GETs the geometric schedule alone would make
 
-    def share(self, values: list[float]) -> list[float]:
-        return [v / d for v, d in zip(values, self.duration_s, strict=True)]
+    def share(self) -> list[float]:
+        return [v / d for v, d in zip(self.next_s, self.duration_s, strict=True)]
+
+    def model_share(self) -> list[float]:
+        return [v / d for v, d in zip(self.model_s, self.duration_s, strict=True)]
 
 
-def bench_calls(redis_url: str, sizes: Sizes) -> dict[str, Any]:
-    fixture = write_fixture(fixture_dir())
-    speed = sizes.realistic_speed
-    sim = SimulatorConfig(speed=speed, seed=SEED, guardrails=SIM_NO_GUARDRAILS, fixture_path=str(fixture))
-    n = sizes.realistic_runs
-    with bench_stack(redis_url, sim, {**NO_QUOTAS, **scaled_polls(speed)}) as stack:
+def schedule_delay(duration_s: float, initial_s: float, cap_s: float, factor: float) -> tuple[float, int]:
+    """From a job's end to the first poll at or after it, and the polls made: polls at 0, then every
+    ``min(cap, initial·factorⁿ)`` (the geometric schedule, no jitter)."""
+    t, n = 0.0, 0
+    while t < duration_s:
+        t += min(cap_s, initial_s * factor**n)
+        n += 1
+    return t - duration_s, n + 1
+
+
+def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
+    speed = sizes.detect_speed
+    n = sizes.detect_runs
+    with bench_stack(redis_url, speed) as stack:
         rt = runtime.runtime()
-        proc, log = procs.start_worker(stack, name="calls", concurrency=sizes.concurrency)
+        s = rt.settings
+        proc, log = procs.start_worker(stack, name="detection", concurrency=sizes.concurrency)
         procs.wait_ready(proc, log, sizes.concurrency)
-        # Steady state: the IMS token is already cached in Redis (else both pool children race for it
-        # and one backs off, TokenRefreshBusy), and the journal starts empty.
-        token_provider(rt.settings, rt.redis).token()
+        token_provider(s, rt.redis).token()
+        longest = 3 * 4.5 * (780 + 300 + 180) / speed  # a 3-sigma draw of every job
+
+        def finish(run_ids: list[str], what: str) -> None:
+            wait_until(lambda: all(r is not None and r.terminal for r in (rt.ledger.get(i, timeline=False)
+                                                                           for i in run_ids)),
+                       timeout_s=120 + longest, what=what)  # fmt: skip
+
+        # Warm-up runs fill the duration summary that adaptive polls read, as a deployment's past jobs would.
+        finish([start_activation(request(1000 + i)) for i in range(sizes.detect_warmup)], "the warm-up runs to finish")
+        summary = {kind: len(rt.durations.recent(name, s.aep_sandbox_name)) if rt.durations else 0
+                   for kind, name in SUMMARY_KIND.items()}  # fmt: skip
         stack.simulator.ctx.journal.clear()
         run_ids = [start_activation(request(i)) for i in range(n)]
-        total_s = (780 + 300 + 180) / speed
-        wait_until(
-            lambda: all(r is not None and r.terminal for r in map(rt.ledger.get, run_ids)),
-            timeout_s=60 + 5 * total_s,
-            what="the realistic runs to finish",
-        )
+        finish(run_ids, "the detection runs to finish")
         runs = [rt.ledger.get(r) for r in run_ids]
         journal = stack.journal()
         state = stack.simulator.state
         stack.stop_worker(proc)
     failed = [(r.run_id, r.error) for r in runs if r is not None and r.status != "succeeded"]
     if failed:
-        raise RuntimeError(f"realistic runs failed: {failed[:3]}")
-    calls: dict[str, int] = {}
-    for entry in journal:
-        route = f"{entry['method']} {entry['template']}"
-        calls[route] = calls.get(route, 0) + 1
-    per_run = {route: count / n for route, count in sorted(calls.items())}
-    segment = JobDelay("segment job")
-    export = JobDelay("export job")
-    activation = JobDelay("ad-hoc flow run")
+        raise RuntimeError(f"detection runs failed: {failed[:3]}")
+    calls: Counter[str] = Counter(f"{e['method']} {e['template']}" for e in journal)
+    gets_by_path: Counter[str] = Counter(e["path"] for e in journal if e["method"] == "GET")
+    delays = {kind: JobDelay(kind) for kind in POLL_ROUTES}
+
+    def add(kind: str, created: float, ends: float, next_started: float, paths: list[str]) -> None:
+        d = delays[kind]
+        initial, cap = (getattr(s, name) for name in SCHEDULE[kind])
+        d.duration_s.append(ends - created)
+        d.next_s.append(next_started - ends)
+        late, polls_made = schedule_delay(ends - created, initial, cap, s.poll_factor)
+        d.model_s.append(late)
+        d.model_gets.append(polls_made)
+        d.gets.append(sum(gets_by_path[p] for p in paths))
+
     for run in runs:
         assert run is not None and run.segment_job_id and run.export_job_id
         t = timeline_times(run.timeline)
         job = state.segment_jobs[run.segment_job_id]
-        add_delay(
-            segment, job.created, job.ends_at, t["poll_segment_job", "succeeded"], t["create_export_job", "started"]
-        )
+        add("segment job", job.created, job.ends_at, t["create_export_job", "started"],
+            [f"/data/core/ups/segment/jobs/{run.segment_job_id}"])  # fmt: skip
         ejob = state.export_jobs[int(run.export_job_id)]
-        add_delay(export, ejob.created, ejob.ends_at, t["poll_export_job", "succeeded"], t["run_activation", "started"])
+        add("export job", ejob.created, ejob.ends_at, t["run_activation", "started"],
+            [f"/data/core/ups/export/jobs/{run.export_job_id}"])  # fmt: skip
         flows = [state.flow_runs[o["run_id"]] for o in run.flow_runs]
-        created, ends = min(f.created for f in flows), max(f.ends_at for f in flows)
-        done = t["poll_activation", "succeeded"]
-        add_delay(activation, created, ends, done, done)
+        add("ad-hoc flow run", min(f.created for f in flows), max(f.ends_at for f in flows),
+            t["poll_activation", "succeeded"],
+            [f"/data/foundation/flowservice/runs/{f['run_id']}" for f in run.flow_runs])  # fmt: skip
     return {
-        "runs": n,
-        "speed": speed,
-        "env": scaled_polls(speed),
-        "per_run": per_run,
-        "steps": {route: STEP_OF_ROUTE.get(route, "?") for route in per_run},
-        "delays": [segment, export, activation],
-    }
+        "runs": n, "speed": speed, "settings": polls.scaled(speed), "sigma": SIGMA, "warmup": sizes.detect_warmup,
+        "summary": summary, "summary_min": s.poll_summary_min,
+        "per_run": {route: c / n for route, c in sorted(calls.items())}, "delays": list(delays.values()),
+    }  # fmt: skip
 
 
 def timeline_times(timeline: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
@@ -497,21 +613,13 @@ def timeline_times(timeline: list[dict[str, Any]]) -> dict[tuple[str, str], floa
     return out
 
 
-def add_delay(into: JobDelay, created: float, ends: float, detected: float, next_started: float) -> None:
-    into.duration_s.append(ends - created)
-    into.detect_s.append(detected - ends)
-    into.next_s.append(next_started - ends)
-
-
 # --------------------------------------------------------------------------------------------------
 # 4. Enqueue latency
 
 
 def bench_enqueue(redis_url: str, sizes: Sizes) -> dict[str, Any]:
     """``start_activation(on_quota="fail")`` back to back, no worker running (nothing competes for CPU)."""
-    fixture = write_fixture(fixture_dir())
-    sim = SimulatorConfig(speed=1.0, seed=SEED, guardrails=SIM_NO_GUARDRAILS, fixture_path=str(fixture))
-    with bench_stack(redis_url, sim, {**NO_QUOTAS}) as stack:
+    with bench_stack(redis_url, 1.0) as stack:
         for i in range(50):  # warm-up: connections, Lua script loads, pydantic caches
             start_activation(request(i, on_quota="fail"))
         latencies: list[float] = []
@@ -522,14 +630,10 @@ def bench_enqueue(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             latencies.append((time.perf_counter() - t0) * 1000)
         queued = int(runtime.runtime().redis.llen(stack.queue))
     return {
-        "calls": len(latencies),
-        "p50_ms": percentile(latencies, 50),
-        "p90_ms": percentile(latencies, 90),
-        "p99_ms": percentile(latencies, 99),
-        "max_ms": max(latencies),
-        "mean_ms": statistics.fmean(latencies),
+        "calls": len(latencies), "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
+        "p99_ms": percentile(latencies, 99), "max_ms": max(latencies), "mean_ms": statistics.fmean(latencies),
         "queued": queued,
-    }
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -537,7 +641,7 @@ def bench_enqueue(redis_url: str, sizes: Sizes) -> dict[str, Any]:
 
 
 def machine(client: redis.Redis) -> dict[str, str]:
-    load1, load5, _ = os.getloadavg()
+    load1, load5, load15 = os.getloadavg()
     return {
         "cores (nproc)": str(os.cpu_count()),
         "memory": f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GiB",
@@ -546,33 +650,36 @@ def machine(client: redis.Redis) -> dict[str, str]:
         "Celery / kombu": f"{celery.__version__} / {kombu.__version__}",
         "redis-py": redis.__version__,
         "OS": platform.platform(),
-        "load average at start (1 / 5 min)": f"{load1:.2f} / {load5:.2f}",
+        "load average at start (1 / 5 / 15 min)": f"{load1:.2f} / {load5:.2f} / {load15:.2f}",
     }
 
 
-STAGES: dict[str, Callable[..., dict[str, Any]]] = {
+STAGES: dict[str, Callable[[str, Sizes], dict[str, Any]]] = {
     "overhead": bench_overhead,
     "inflight": bench_inflight,
-    "calls": bench_calls,
+    "detection": bench_detection,
     "enqueue": bench_enqueue,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run (< 1 min); no report")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run (about a minute); no report")
     parser.add_argument("--redis-url", help="use this Redis (database 15 advised) instead of a private server")
     parser.add_argument("--output", type=Path, help="report path (default: BENCHMARKS.md; none with --quick)")
     parser.add_argument("--only", choices=list(STAGES), action="append", help="run only this stage (repeatable)")
-    parser.add_argument("--profile", type=Path, help="overhead stage: cProfile our worker into this directory")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     output = args.output or (None if args.quick else REPO_ROOT / "BENCHMARKS.md")
     random.seed(SEED)
     started = time.monotonic()
+    started_at = time.gmtime()
+    global PRIVATE_REDIS
+    PRIVATE_REDIS = args.redis_url is None
     server = provision(args.redis_url, db=15)
     say(server.describe())
     results: dict[str, Any] = {}
+    loads: dict[str, tuple[float, float, float]] = {}
     try:
         with redis.Redis.from_url(server.url) as client:
             host = machine(client)
@@ -580,13 +687,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, stage in STAGES.items():
             if args.only and name not in args.only:
                 continue
-            say(f"stage {name}")
-            kwargs = {"profile_dir": args.profile} if name == "overhead" and args.profile else {}
-            results[name] = stage(server.url, sizes, **kwargs)
+            say(f"stage {name} (load average {os.getloadavg()[0]:.2f})")
+            results[name] = stage(server.url, sizes)
+            loads[name] = os.getloadavg()
     finally:
         server.stop()
     elapsed = time.monotonic() - started
-    text = render(results, sizes, host, server.describe(), elapsed, argv if argv is not None else sys.argv[1:])
+    meta = {"started_at": started_at, "elapsed_s": elapsed, "argv": argv if argv is not None else sys.argv[1:],
+            "redis": server.describe(), "host": host, "loads": loads, "seed": SEED, "sigma": SIGMA,
+            "overhead_speed": OVERHEAD_SPEED}  # fmt: skip
+    text = render(results, sizes, meta)
     print(text)
     if output is not None:
         output.write_text(text, encoding="utf-8")

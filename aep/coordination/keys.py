@@ -23,6 +23,8 @@ Key layout (relative to the prefix)::
     line:{name}:{scope}               ZSET    admitted runs' holders that have not spent the quota yet ->
                                               rank (schedules first, then first come): the order they spend in
     lock:audience:{audience}          STRING  owning run id, with a PX expiry (locks.py)
+    durations:{kind}:{sandbox}        LIST    seconds recent jobs of a kind took, newest first, trimmed
+                                              (durations.py: adaptive polls)
     ims:token:{hash}                  STRING  cached IMS access token (JSON), TTL = its lifetime
     ims:lock:{hash}                   STRING  single-flight refresh lock
     watchdog:lock                     STRING  one migrator at a time (runs.py)
@@ -77,6 +79,9 @@ class Keys:
 
     def line(self, name: str, scope: str) -> str:
         return f"{self.prefix}line:{quote(name, safe='')}:{quote(scope, safe='')}"
+
+    def durations(self, kind: str, sandbox: str) -> str:
+        return f"{self.prefix}durations:{quote(kind, safe='')}:{quote(sandbox, safe='')}"
 
     def audience_lock(self, audience: str) -> str:
         return f"{self.prefix}lock:audience:{audience}"

@@ -32,6 +32,15 @@ def _rng(seed: int | None, offset: int) -> random.Random:
     return random.Random(None if seed is None else seed + offset)
 
 
+def lognormal(median_s: float, sigma: float, rng: random.Random) -> float:
+    """One draw of a log-normal duration of median ``median_s`` and log-scale spread ``sigma``.
+
+    Always consumes exactly one draw of ``rng`` (``sigma`` 0 returns ``median_s`` exactly), so the
+    durations of later jobs depend only on how many came before, never on the sigma in force.
+    """
+    return median_s * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
 class StateCore:
     """Shared state and helpers. Public methods of subclasses take ``self._lock`` (re-entrant)."""
 
@@ -93,13 +102,8 @@ class StateCore:
         return seconds / self._config.speed
 
     def _spread(self, seconds: float) -> float:
-        """``seconds`` times a log-normal factor of median 1 and log-scale spread ``durations.sigma``.
-
-        Always draws (sigma 0 gives exactly 1), so the durations of later jobs depend only on how
-        many jobs came before, never on the sigma in force when they were created.
-        """
-        z = self._durations.gauss(0.0, 1.0)
-        return seconds * math.exp(self._config.durations.sigma * z)
+        """``seconds`` as the median of a log-normal draw of spread ``durations.sigma`` (:func:`lognormal`)."""
+        return lognormal(seconds, self._config.durations.sigma, self._durations)
 
     # ---------------------------------------------------------------------------------- scope
 

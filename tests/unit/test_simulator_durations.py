@@ -5,6 +5,7 @@ sigma 0, the default, keeps today's fixed durations."""
 from __future__ import annotations
 
 import math
+import random
 import statistics
 
 import pytest
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 
 from aep_activator.aep.api.models import ExportJobCreate
 from aep_activator.aepsim import Durations, ManualClock, SimulatorConfig, SimulatorState
+from aep_activator.aepsim.state.core import lognormal
 
 NOON = 1710072000.0
 SEG_US = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
@@ -89,3 +91,33 @@ def test_a_negative_or_huge_sigma_is_refused() -> None:
     for bad in (-0.1, 10):
         with pytest.raises(ValidationError, match="sigma"):
             Durations(sigma=bad)
+
+
+# The draw itself, without a simulator: a pure function of (median, sigma, generator).
+
+
+def test_a_draw_with_sigma_zero_is_exactly_the_median_and_still_consumes_one_draw() -> None:
+    rng, twin = random.Random(11), random.Random(11)
+    for median in (780.0, 300.0, 180.0):
+        assert lognormal(median, 0.0, rng) == median
+        twin.gauss(0.0, 1.0)
+    assert rng.random() == twin.random()
+
+
+def test_the_same_seed_gives_the_same_draws() -> None:
+    first = [lognormal(780.0, 0.5, rng) for rng in [random.Random(5)] for _ in range(50)]
+    again = [lognormal(780.0, 0.5, rng) for rng in [random.Random(5)] for _ in range(50)]
+    other = [lognormal(780.0, 0.5, rng) for rng in [random.Random(6)] for _ in range(50)]
+    assert first == again
+    assert first != other
+
+
+@pytest.mark.parametrize("median", [780.0, 300.0, 180.0])
+def test_over_many_draws_the_median_is_the_centre_and_the_log_spread_is_sigma(median: float) -> None:
+    rng = random.Random(20261201)
+    draws = [lognormal(median, 0.5, rng) for _ in range(20_001)]
+    assert abs(statistics.median(draws) / median - 1) < 0.03
+    assert abs(statistics.stdev(math.log(d) for d in draws) - 0.5) < 0.02
+    assert min(draws) > 0
+    # A log-normal is skewed right: its mean lies above its median by exp(sigma^2 / 2).
+    assert statistics.fmean(draws) > statistics.median(draws)

@@ -32,7 +32,7 @@ from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.scopes import Quota
 from aep_activator.aep.pipeline.steps import looks, preflight
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind, spend_or_wait
-from aep_activator.aep.pipeline.steps.polls import lost_answer, still_looking
+from aep_activator.aep.pipeline.steps.polls import lost_answer, observe, poll_delay, still_looking
 
 KIND = "flow_run"
 _TERMINAL = {s.value for s in FLOW_RUN_TERMINAL}
@@ -182,6 +182,7 @@ def poll(ctx: StepContext) -> Outcome:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
             raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
                             kind="activation", aep_status="failed")  # fmt: skip
+        observe(ctx, "activation", ctx.now() - (record.activated_at or record.created_at))
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
                     events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),))  # fmt: skip
     schedule = ctx.config.activation_poll
@@ -190,7 +191,7 @@ def poll(ctx: StepContext) -> Outcome:
         raise DeadlineExceeded(f"flow runs still {statuses} after {schedule.deadline_s:.0f}s", kind="activation")
     ctx.locks.refresh(req.audiences, record.run_id, ctx.config.audience_lock_ttl_s)
     pending = sum(o["status"] not in _TERMINAL for o in orders)
-    delay = schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
+    delay = poll_delay(ctx, "activation", schedule, ctx.now() - started)
     return Wait(delay, f"{pending} of {len(orders)} flow run{_s(orders)} still running", WaitKind.AEP, set=fields)
 
 

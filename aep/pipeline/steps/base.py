@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from aep_activator.aep.api.client import AEPClient
 from aep_activator.aep.api.errors import QuotaExhausted
+from aep_activator.aep.coordination.durations import DurationSummary
 from aep_activator.aep.coordination.locks import AudienceLocks
 from aep_activator.aep.coordination.quota import QuotaLedger, QuotaSpec
 from aep_activator.aep.coordination.runs import Event, IntentResult, RunRecord
@@ -96,6 +97,10 @@ class StepContext:
     locks: AudienceLocks
     quotas: QuotaLedger
     execution: Execution
+    durations: DurationSummary | None = None
+    """Recent job durations (adaptive polls, ``POLL_ADAPTIVE``); None: the geometric schedule only."""
+    min_samples: int = 8
+    """Durations of a kind that must have been seen before its polls adapt (``POLL_SUMMARY_MIN``)."""
 
     @property
     def attempt(self) -> int:

@@ -7,9 +7,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import redis
+
 from aep_activator.aep.api.errors import AEPError, DeadlineExceeded, JobFailed, OutcomeUnknown, Unaccounted
 from aep_activator.aep.api.models import ExportJobStatus, JobError, SegmentJobStatus
 from aep_activator.aep.coordination.runs import Event
+from aep_activator.aep.pipeline.adaptive import adaptive_delay
 from aep_activator.aep.pipeline.backoff import PollSchedule
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind
 from aep_activator.aep.pipeline.steps.looks import Look
@@ -41,21 +44,47 @@ def poll_job(
         raise JobFailed(f"no {kind} job recorded for this run", kind=kind)
     job = get(job_id)
     status = job.status.value
+    started = (job.creationTime / 1000) if job.creationTime else ctx.run.created_at
     if status == "SUCCEEDED":
+        observe(ctx, kind, ctx.now() - started)
         event = Event(ctx.step, "succeeded", f"{kind} job {job_id}")
         return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,))
     if job.status in terminal:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
         raise JobFailed(f"{kind} job {job_id} ended {status}: {why}", kind=kind, job_id=job_id, aep_status=status)
-    started = (job.creationTime / 1000) if job.creationTime else ctx.run.created_at
     if ctx.now() > started + schedule.deadline_s:
         cancel_quietly(lambda: cancel(job_id))
         raise DeadlineExceeded(
             f"{kind} job {job_id} still {status} after {schedule.deadline_s:.0f}s: cancelled",
             kind=kind, job_id=job_id, aep_status=status,
         )  # fmt: skip
-    delay = schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
+    delay = poll_delay(ctx, kind, schedule, ctx.now() - started)
     return Wait(delay, f"{kind} job {job_id} is {status}", WaitKind.AEP, set={"aep_status": status})
+
+
+def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float) -> float:
+    """The delay before the next look at a ``kind`` job ``age_s`` old: adaptive (``aep/pipeline/adaptive.py``)
+    once enough durations of its kind and sandbox are known, else the geometric schedule."""
+    if ctx.durations is not None:
+        try:
+            seen = ctx.durations.recent(kind, ctx.sandbox)
+        except redis.RedisError as exc:  # the summary is an optimisation: without it, poll as before
+            log.warning("duration summary unreadable (%s); polling on the geometric schedule", exc)
+            seen = []
+        delay = adaptive_delay(age_s, seen, schedule, jitter=ctx.config.poll_jitter, min_samples=ctx.min_samples)
+        if delay is not None:
+            return delay
+    return schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
+
+
+def observe(ctx: StepContext, kind: str, duration_s: float) -> None:
+    """Add a finished job's duration to the summary its kind's polls adapt to (best effort)."""
+    if ctx.durations is None or duration_s <= 0:
+        return
+    try:
+        ctx.durations.observe(kind, ctx.sandbox, duration_s)
+    except redis.RedisError as exc:
+        log.warning("could not record a %s job's duration (%s)", kind, exc)
 
 
 def cancel_quietly(cancel: Callable[[], Any]) -> None:
