@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -158,6 +159,8 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
             console.print(stack.worker_log()[-3000:], markup=False)
         if keep_running:
             console.print("stack left running; press Ctrl-C to stop it")
+            # A SIGTERM (a closed terminal, timeout, systemd) stops it too, through the same clean-up.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while True:
                     time.sleep(1)

@@ -65,3 +65,62 @@ def test_status_of_an_unknown_run_says_so(make_stack):
     stack = make_stack()
     out = cli(stack, "status", "nope")
     assert out.returncode == 1 and "no run 'nope'" in out.stderr
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc: no psutil needed)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, pp in parents.items() if pp == parent and p not in out]
+        out.update(kids)
+        frontier.extend(kids)
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(180)
+def test_demo_keep_running_stops_everything_it_started_on_sigterm_as_on_ctrl_c(redis_url: str) -> None:
+    """Found by a new user: a SIGTERM (a closed terminal, timeout, systemd) ended only the demo process and
+    left its worker, Flower and api running, and its keys in Redis."""
+    import signal
+    import time
+
+    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "aep-activator"), "demo", "--keep-running"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "stack left running" in line:
+            break
+    else:
+        raise AssertionError("".join(lines)[-3000:])
+    started = _descendants(proc.pid)
+    assert started, "the demo started no process"
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=90)[0]
+    assert proc.returncode == 0, "".join(lines)[-2000:] + rest
+    assert "stopped everything" in rest, rest
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") and not _zombie(p) for p in started):
+        assert time.monotonic() < deadline, [p for p in started if os.path.exists(f"/proc/{p}")]
+        time.sleep(0.2)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -78,7 +78,7 @@ def _read(path: str) -> str:
 @click.option("--on-quota", type=click.Choice(["wait", "fail"]))
 @click.option("--idempotency-key")
 @click.option("--sandbox", help="AEP sandbox (x-sandbox-name); default AEP_SANDBOX_NAME.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"run_id": …} only.')
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id", "verdict", "admission"} as JSON.')
 def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
     """Start an activation from REQUEST_FILE (JSON; '-' for stdin) and/or flags. Prints the run id."""
     from aep_activator.aep.api.errors import QuotaExhausted

@@ -16,6 +16,7 @@ own lists prove that the first POST was not accepted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -182,4 +183,5 @@ def spend_or_wait(ctx: StepContext, quota: Quota) -> Wait | None:
     if ctx.request.on_quota == "fail":
         raise QuotaExhausted(msg, quota=spec.name, reset_at=float(result.bucket.end))
     delay = max(1.0, result.bucket.end - ctx.now()) + 1.0
-    return Wait(delay, f"{msg}; waiting for the window that opens at {result.bucket.end}", WaitKind.QUOTA)
+    opens = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.bucket.end))
+    return Wait(delay, f"{msg}; waiting for the window that opens at {opens}", WaitKind.QUOTA)
