@@ -49,6 +49,7 @@ class SandboxReport:
     external_year: int = 0
     newly_recorded: int = 0
     unclassified: int = 0
+    settling: int = 0  # created less than 2 x LOOK_SETTLE_S ago: maybe ours, its answer lost; the next pass decides
     error: str = ""
 
 
@@ -107,6 +108,7 @@ def _segment_jobs(rt: Runtime, sandbox: str | None, now: float) -> SandboxReport
                 out.unclassified += 1
                 continue
             if now - created < 2 * rt.settings.look_settle_s:
+                out.settling += 1
                 continue  # it may be ours, its POST's answer lost and not adopted yet: the next pass decides
             today = created >= day_start
             out.counted_year += 1

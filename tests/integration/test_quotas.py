@@ -151,11 +151,15 @@ def test_out_of_band_segment_jobs_are_reconciled_and_the_next_run_waits_instead_
         r = requests.post(stack.sim_url + "/simulator/admin/segment-jobs",
                           json={"segmentIds": [audience], "sandbox": "prod", "source": "ui"}, timeout=5)  # fmt: skip
         r.raise_for_status()
-    time.sleep(4.1)  # older than twice LOOK_SETTLE_S: not one of ours whose answer was lost
     from aep_activator.tasks.reconcile import reconcile
+
+    young = reconcile(runtime.runtime()).sandboxes["prod"]  # maybe ours, their POSTs' answers lost: not yet
+    assert (young.settling, young.newly_recorded, used("segment_jobs", "/prod")) == (2, 0, 0)
+    time.sleep(4.1)  # older than twice LOOK_SETTLE_S: not one of ours whose answer was lost
 
     report = reconcile(runtime.runtime())
     assert report.sandboxes["prod"].external_today == 2 and report.sandboxes["prod"].newly_recorded == 2
+    assert report.sandboxes["prod"].settling == 0
     assert used("segment_jobs", "/prod") == 2
     assert reconcile(runtime.runtime()).sandboxes["prod"].newly_recorded == 0, "reconciling twice counts once"
     stack.wait_worker_ready(stack.start_worker())

@@ -226,7 +226,9 @@ def reconcile(as_json: bool) -> None:
     for name, sb in report.sandboxes.items():
         console.print(f"sandbox {name}: AEP counts {sb.counted_today} today ({sb.counted_year} this year); "
                       f"{sb.external_today} not sent by this system, {sb.newly_recorded} newly recorded; "
-                      f"{sb.unclassified} unclassified" + (f"; error: {sb.error}" if sb.error else ""))  # fmt: skip
+                      f"{sb.unclassified} unclassified"
+                      + (f"; {sb.settling} too new to count yet (the next pass counts them)" if sb.settling else "")
+                      + (f"; error: {sb.error}" if sb.error else ""))  # fmt: skip
     console.print(f"flow runs today on our dataflows by other clients (unclassified): {report.flow_runs_unclassified}")
     if report.orphaned_flow_runs:
         console.print(f"[yellow]orphaned[/yellow] flow runs of our client with no run record: "
