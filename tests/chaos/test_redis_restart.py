@@ -22,7 +22,7 @@ from tests.chaos.conftest import ADHOC_POST, PAIRS, SEGMENT_POST, PrivateRedis, 
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
-RUNS = scaled(4, 12)
+RUNS = scaled(3, 12)
 DOWNTIME_S = 2.0
 _TABLE: dict[str, dict[str, object]] = {}
 

@@ -29,8 +29,8 @@ from tests.integration.conftest import wait_for_runs
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 VISIBILITY_TIMEOUT_S = 8
-RUNS = scaled(10, 50)
-KILLS = scaled(3, 6)
+RUNS = scaled(6, 50)
+KILLS = scaled(2, 6)
 
 
 def last_event_t(run) -> float:

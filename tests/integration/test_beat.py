@@ -48,7 +48,7 @@ SLOT = dt.datetime(2026, 12, 1, 6, 0, tzinfo=dt.UTC)
 def settings(redis_url: str, key_prefix: str) -> Iterator[Settings]:
     """Settings under the test's key prefix (the queue too), with this process pointed at them."""
     s = load_settings(redis_url=redis_url, aep_key_prefix=key_prefix, aep_queue=f"{key_prefix}queue",
-                      aep_org_id="SIMORG0000000000000000000@AdobeOrg")  # a run's quotas are kept per org
+                      aep_org_id="SIMORG0000000000000000000@AdobeOrg", aep_sandbox_name="prod")  # a run needs both
     configure(s)
     yield s
     runtime.configure(None)
