@@ -69,6 +69,10 @@ class LeasedExecution:
                 f"{s.redis_wait_timeout_ms} ms (REDIS_WAIT_REPLICAS); not sending it yet"
             )
 
+    def in_turn(self, quotas: Sequence[QuotaSpec]) -> bool:
+        rt = self._rt
+        return rt.quotas.in_turn(self._record.holder, rt.quotas.buckets(quotas, self.now()))
+
     def unintent(self, step: str) -> None:
         self._rt.ledger.unintent(self._record.run_id, self._token, step)
 

@@ -170,6 +170,26 @@ class QuotaLedger:
         answer = self._spend(args=[holder, self.edge_s, "" if now is None else repr(now), *flat])
         return self._result(answer, buckets)
 
+    def in_turn(self, holder: str, buckets: Sequence[Bucket]) -> bool:
+        """Whether ``holder`` could spend now, read without writing (the spend script decides; this only
+        lets a run out of turn wait without first taking locks that the run whose turn it is needs)."""
+        pipe = self._r.pipeline(transaction=False)
+        for b in buckets:
+            pipe.sismember(b.key, holder)
+            pipe.scard(b.key)
+            pipe.zscore(b.line, holder) if b.line else pipe.echo("")
+        answers = pipe.execute()
+        for i, b in enumerate(buckets):
+            member, used, score = answers[3 * i: 3 * i + 3]
+            if member:
+                continue
+            ahead = 0
+            if b.line and score is not None:
+                ahead = int(self._r.zcount(b.line, "-inf", f"({score}"))
+            if int(used) + ahead + 1 > b.spec.limit:
+                return False
+        return True
+
     def _result(self, answer: list[object], buckets: Sequence[Bucket]) -> SpendResult:
         verdict = as_text(answer[0])
         if verdict == "ok":

@@ -219,3 +219,19 @@ def test_eight_processes_racing_for_a_limit_of_twenty_get_exactly_twenty(redis_u
     usage = ledger.usage(spec(LIMIT), ledger.server_time())
     client.close()
     assert granted == LIMIT == usage.used
+
+
+def test_in_turn_reads_what_the_spend_script_would_answer_and_writes_nothing(backend: Backend) -> None:
+    ledger = QuotaLedger(backend.client, backend.keys, edge_s=60)
+    s = QuotaSpec("adhoc", ORG, 2, DailyWindow(), line=True)
+    line = backend.keys.line("adhoc", ORG)
+    backend.client.zadd(line, {"first": 1.0, "second": 2.0, "third": 3.0})  # admitted in this order
+    buckets = ledger.buckets([s], NOON)
+    before = sorted(backend.client.scan_iter(match=backend.keys.prefix + "*"))
+    assert [ledger.in_turn(h, buckets) for h in ("first", "second", "third")] == [True, True, False]
+    assert sorted(backend.client.scan_iter(match=backend.keys.prefix + "*")) == before
+    assert ledger.spend("first", buckets, now=NOON).ok  # leaves the line: the next two move up
+    assert [ledger.in_turn(h, buckets) for h in ("first", "second", "third")] == [True, True, False]
+    assert ledger.spend("second", buckets, now=NOON).ok
+    assert (ledger.in_turn("third", buckets), ledger.spend("third", buckets, now=NOON).ok) == (False, False)
+    assert ledger.in_turn("outside-the-line", buckets) is False  # the window is full

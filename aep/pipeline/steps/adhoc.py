@@ -42,6 +42,13 @@ def run(ctx: StepContext) -> Outcome:
     record, req = ctx.run, ctx.request
     if record.flow_runs:
         return Done({"flow_runs": [o["run_id"] for o in record.flow_runs]})
+    if ctx.step not in record.intents and not ctx.execution.in_turn(ctx.quota_specs(Quota.ADHOC)):
+        # Out of turn, wait without taking the audiences: runs behind in line that took them, each for
+        # an instant every poll, starved the run whose turn it was of its audience (a busy machine saw
+        # the window's last slot unspent for minutes). The spend decides; this writes nothing.
+        if wait := spend_or_wait(ctx, Quota.ADHOC):
+            return wait
+        ctx.execution.unintent(ctx.step)  # its turn came between the two reads: nothing was sent
     lock = ctx.locks.acquire(req.audiences, record.run_id, ctx.config.audience_lock_ttl_s)
     if not lock.ok:
         holders = ", ".join(f"{a} (run {o})" for a, o in sorted(lock.conflicts.items()))

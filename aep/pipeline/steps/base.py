@@ -71,6 +71,10 @@ class Execution(Protocol):
         """
         ...
 
+    def in_turn(self, quotas: Sequence[QuotaSpec]) -> bool:
+        """Whether this run could spend ``quotas`` now (a read; ``intent`` decides)."""
+        ...
+
     def unintent(self, step: str) -> None:
         """AEP demonstrably did not accept ``step``'s POST: forget the intent, refund its slots."""
         ...
