@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -668,8 +668,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="use this Redis (database 15 advised) instead of a private server")
     parser.add_argument("--output", type=Path, help="report path (default: BENCHMARKS.md; none with --quick)")
     parser.add_argument("--only", choices=list(STAGES), action="append", help="run only this stage (repeatable)")
+    parser.add_argument("--inflight", type=int, metavar="N", help="runs in flight in stage inflight (default: 10,000)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.inflight is not None:
+        sizes = replace(sizes, inflight=args.inflight)
     output = args.output or (None if args.quick else REPO_ROOT / "BENCHMARKS.md")
     random.seed(SEED)
     started = time.monotonic()

@@ -404,6 +404,7 @@ def _commands(sizes: Any) -> str:
         "make bench                                 # = .venv/bin/python -m tests.bench; writes BENCHMARKS.md",
         "python -m tests.bench --quick              # smoke run, about a minute, writes nothing",
         "python -m tests.bench --only overhead      # one stage (repeatable): overhead, inflight, detection, enqueue",
+        "python -m tests.bench --only inflight --inflight 2000 --output /tmp/inflight.md   # fewer runs in flight",
         "python -m tests.bench --redis-url redis://127.0.0.1:6379/15   # a given Redis instead of a private one",
         "```\n",
         f"Sizes of this run (`{sizes.name}`): {sizes}.\n",
