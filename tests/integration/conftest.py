@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -12,6 +13,7 @@ from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.devstack.stack import Stack
 from aep_activator.tasks import runtime
 from aep_activator.tasks.celery import configure
+from tests.consolekit import chromium_present
 
 EXAMPLE = "examples/activation-request.json"
 
@@ -45,3 +47,13 @@ def wait_for_runs(stack: Stack, run_ids: list[str], timeout_s: float = 60) -> li
             open_runs = [(r.run_id, r.status, r.step, r.waiting_reason) for r in records if r and not r.terminal]
             raise AssertionError(f"runs still open after {timeout_s}s: {open_runs}\n{stack.worker_log()[-4000:]}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def chromium() -> None:
+    """Debian's chromium for the browser tests: missing, they fail under CI (.ci/run installs it), else skip."""
+    if not chromium_present():
+        message = "chromium is missing: apt-get install -y chromium (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -7,7 +7,6 @@ presses Cancel on another. CI installs chromium (.ci/run), so there this test ne
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.workers.api.keys import new_key
-from tests.consolekit import browser, chromium_present, free_port
+from tests.consolekit import browser, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +26,6 @@ FLOW = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
 
 def request(audience: str) -> dict[str, Any]:
     return {"activation_info": {FLOW: [audience]}, "version": 2, "segment_job": True, "started_by": "browser-test"}
-
-
-@pytest.fixture
-def chromium() -> None:
-    if not chromium_present():
-        message = "chromium is missing: apt-get install -y chromium (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def sign_in(page: Page, base: str, key: str) -> None:

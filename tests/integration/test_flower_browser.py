@@ -28,7 +28,7 @@ from playwright.sync_api import expect
 from aep_activator.aepsim.config import SimulatorConfig
 from aep_activator.tasks.runtime import runtime
 from aep_activator.workers.flower import start_flower_process
-from tests.consolekit import browser, chromium_present, free_port
+from tests.consolekit import browser, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ BINARY = str(Path(sys.executable).with_name("aep-activator"))
 FLOW = "b0780cb5-2bb7-4409-bf2c-c625ca818588"
 AUDIENCE = "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"
 USER, PASSWORD = "ops", "flower-test-pw"
-
-
-@pytest.fixture
-def chromium() -> None:
-    if not chromium_present():
-        message = "chromium is missing: apt-get install -y chromium (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def wait_flower(base: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 30) -> None:
