@@ -14,6 +14,7 @@ everything the API creates (jobs, runs) and every quota and guardrail is per san
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,20 @@ class Fixture(_Fixture):
         return self
 
     def segment(self, segment_id: str) -> SegmentInfo | None:
-        return next((s for s in self.segments if s.id == segment_id), None)
+        return self._segments_by_id.get(segment_id)
 
     def destination(self, dataflow_id: str) -> DestinationInfo | None:
-        return next((d for d in self.destinations if d.id == dataflow_id), None)
+        return self._destinations_by_id.get(dataflow_id)
+
+    # Lookups by id: a dataflow's GET names every audience mapped to it, and a scan of the segments
+    # per audience made that quadratic in a world with hundreds of audiences (the bench's).
+    @cached_property
+    def _segments_by_id(self) -> dict[str, SegmentInfo]:
+        return {s.id: s for s in reversed(self.segments)}  # reversed: the first of duplicate ids wins, as before
+
+    @cached_property
+    def _destinations_by_id(self) -> dict[str, DestinationInfo]:
+        return {d.id: d for d in reversed(self.destinations)}
 
     def sandbox(self, name: str) -> SandboxInfo | None:
         """The named sandbox, or None when the org has no sandbox of that name."""
