@@ -155,6 +155,7 @@ def _outcome(
         client=rt.client_for(req.sandbox), config=rt.step_config, run=record, request=req, step=step.name,
         locks=rt.locks_for(req.sandbox),
         quotas=rt.quotas, execution=execution, durations=rt.durations, min_samples=rt.settings.poll_summary_min,
+        dataflows=rt.dataflows,
     )  # fmt: skip
     try:
         with tracing(f"{record.run_id}.{step.name}.{record.seq}"):

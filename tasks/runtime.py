@@ -27,6 +27,7 @@ from aep_activator.aep.pipeline.plan import PLAN, Plan
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aep.pipeline.scopes import QuotaLimits
 from aep_activator.aep.pipeline.steps.base import StepConfig
+from aep_activator.aep.pipeline.steps.dataflows import DataflowCache
 from aep_activator.config.settings import Settings, get_settings
 
 LEASE_SLACK_S = 2.0
@@ -46,6 +47,8 @@ class Runtime:
     plan: Plan
     durations: DurationSummary | None = None
     """Recent job durations for adaptive polls (None with ``POLL_ADAPTIVE=false``)."""
+    dataflows: DataflowCache = field(default_factory=DataflowCache)
+    """What each dataflow maps, as this process last read it (the preflight before an activation)."""
     _client: AEPClient | None = field(default=None, repr=False)
 
     @property

@@ -89,3 +89,32 @@ def test_a_first_activation_time_in_epoch_seconds_is_read() -> None:
     flow = Flow.model_validate({"id": S3, "transformations": [{"params": {"segmentSelectors": {"selectors": [
         {"type": "PLATFORM_SEGMENT", "value": {"id": AUD_A, "createTime": "1800000000"}}]}}}]})  # fmt: skip
     assert flow.mapped_audiences() == {AUD_A: 1_800_000_000.0}
+
+
+def gets(sim: SimulatorHarness, template: str) -> int:
+    return sum((e["method"], e["template"]) == ("GET", template) for e in sim.server.ctx.journal.since(0))
+
+
+def test_the_activation_reuses_a_recent_read_of_its_dataflow_but_looks_again_for_an_audience_it_lacks(world) -> None:
+    sim, rt, _ = world
+    first = new_run(rt, {"activation_info": {S3: [AUD_A]}, "version": 2, "segment_job": False})
+    step_once(rt, first)
+    assert gets(sim, paths.FLOW) == 1 and posts(sim, paths.ADHOC_RUN) == 1
+    sim.server.state.map_audience(S3, AUD_C)  # mapped after that read: the copy does not name it
+    second = new_run(rt, {"activation_info": {S3: [AUD_C]}, "version": 2, "segment_job": False})
+    step_once(rt, second)
+    assert gets(sim, paths.FLOW) == 2, "an audience the copy lacks is looked up again, never refused from it"
+    assert "less than an hour ago" in (record(rt, second).waiting_reason or "")
+    third = new_run(rt, {"activation_info": {S3: [AUD_C]}, "version": 2, "segment_job": False})
+    step_once(rt, third)
+    assert "less than an hour ago" in (record(rt, third).waiting_reason or ""), "the third run reached the preflight"
+    assert gets(sim, paths.FLOW) == 2, "a recent copy that maps every audience is reused"
+
+
+def test_the_preflight_before_a_segment_job_always_reads_the_dataflow_afresh(world) -> None:
+    sim, rt, _ = world
+    for n in (1, 2):
+        run_id = new_run(rt, {"activation_info": {S3: [AUD_A]}, "version": 2})
+        step_once(rt, run_id)
+        assert record(rt, run_id).segment_job_id
+        assert gets(sim, paths.FLOW) == n

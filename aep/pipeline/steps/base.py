@@ -31,6 +31,7 @@ from aep_activator.aep.coordination.runs import Event, IntentResult, RunRecord
 from aep_activator.aep.pipeline.backoff import PollSchedule
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aep.pipeline.scopes import Quota, QuotaLimits, specs
+from aep_activator.aep.pipeline.steps.dataflows import DataflowCache
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class StepContext:
     """Recent job durations (adaptive polls, ``POLL_ADAPTIVE``); None: the geometric schedule only."""
     min_samples: int = 8
     """Durations of a kind that must have been seen before its polls adapt (``POLL_SUMMARY_MIN``)."""
+    dataflows: DataflowCache | None = None
+    """What each dataflow maps, kept for a minute by this process (the preflight); None: read it every time."""
 
     @property
     def attempt(self) -> int:

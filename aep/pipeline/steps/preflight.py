@@ -11,6 +11,14 @@ and again before the activation itself, the step reads each dataflow (``GET /flo
 - before the activation only: while a dataflow is processing a run AEP scheduled (``createdClient``
   other than ours), the run waits ("no ad-hoc job may run while the dataflow is processing a scheduled
   export"), instead of POSTing into AEP's "Run already going on".
+
+Before a segment job (the scarcest slot) the dataflow is always read afresh. Before the activation a
+worker may use what it read of that dataflow less than a minute ago (``dataflows.py``): a dataflow
+names every audience mapped to it, so with hundreds mapped its answer is large, and many runs on one
+dataflow each read it. Only a positive answer is reused (an audience the copy does not map is looked
+up again before the run fails), and a first-activation time never changes once an audience is mapped.
+An audience unmapped in that minute is refused by AEP at the activation's POST instead (a 400, so its
+slot is refunded). The scheduled-export check always asks AEP.
 """
 
 from __future__ import annotations
@@ -20,17 +28,17 @@ from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.steps.base import StepContext, Wait, WaitKind
 
 FIRST_ACTIVATION_WAIT_S = 3600.0
-
-
 def check(ctx: StepContext, *, before_activation: bool) -> Wait | None:
     """None when the run may spend its slot now; a wait, or ``PreflightRefused``."""
     now = ctx.now()
     for flow_id, audiences in ctx.request.activation_info.items():
         try:
-            flow = ctx.client.flows.get(flow_id)
+            if ctx.dataflows is None:
+                mapped = ctx.client.flows.get(flow_id).mapped_audiences()
+            else:
+                mapped = ctx.dataflows.mapped(ctx.client, flow_id, audiences, fresh=not before_activation)
         except NotFound:
             raise PreflightRefused(f"dataflow {flow_id} does not exist in this sandbox; nothing was spent") from None
-        mapped = flow.mapped_audiences()
         unmapped = [a for a in audiences if a not in mapped]
         if unmapped:
             raise PreflightRefused(
