@@ -152,6 +152,8 @@ def render(results: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
         add(_detection(d))
     if e := results.get("enqueue"):
         add(_enqueue(e))
+    if scale := scale_on_paper(results):
+        add(_scale(scale))
     add(_findings(results, ts))
     add(_commands(sizes))
     return "\n".join(out).rstrip() + "\n"
@@ -330,6 +332,84 @@ def _enqueue(e: dict[str, Any]) -> str:
         f"| {e['mean_ms']:.2f} ms |",
         "",
     ])  # fmt: skip
+
+
+POLL_ROUTES = ("/data/core/ups/segment/jobs/{id}", "/data/core/ups/export/jobs/{id}",
+               "/data/foundation/flowservice/runs/{id}")  # fmt: skip
+CREATE_STEPS = 3  # a v1 run's create steps: segment job, export job, activation
+SCALE_AT = (10_000, 1_000_000)
+REDIS_CPU_HEADROOM = 0.8  # a single-threaded Redis is full well before 100 % of its core
+
+
+def scale_on_paper(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Runs in flight against what they cost, by Little's law, from this run's per-run figures.
+
+    A run in flight for ``L`` seconds (its jobs' real median durations plus their detection delays)
+    that makes ``G`` GETs and ``E`` step executions costs ``N·G/L`` GETs/s and ``N·E/L`` steps/s when
+    ``N`` are in flight; each step costs the worker and Redis CPU measured per step in the overhead stage
+    (where every step ran exactly once), and each waiting run the Redis memory of the in-flight stage.
+    """
+    o, i, d = (results.get(k) for k in ("overhead", "inflight", "detection"))
+    if not (o and i and d):
+        return None
+    ours = o["ours"]
+    speed = d["speed"]
+    lifetime_s = sum((med(j.duration_s) + med(j.next_s)) * speed for j in d["delays"])
+    gets = sum(n for route, n in d["per_run"].items() if route.startswith("GET "))
+    executions = sum(d["per_run"].get(f"GET {r}", 0.0) for r in POLL_ROUTES) + CREATE_STEPS
+    worker_ms = med(ours.cpu_ms) / ours.tasks_per_chain
+    redis_ms = med(ours.redis_cpu_ms) / ours.tasks_per_chain
+    kb = 1024 * i["redis_used_delta_mb"] / i["runs"]
+    steps_per_run_s = executions / lifetime_s
+    redis_limit = REDIS_CPU_HEADROOM * 1000 / redis_ms / steps_per_run_s
+    rows = []
+    for n in SCALE_AT:
+        steps = n * steps_per_run_s
+        rows.append({"n": n, "gets_s": n * gets / lifetime_s, "steps_s": steps,
+                     "worker_cores": steps * worker_ms / 1000, "redis_core": steps * redis_ms / 1000,
+                     "redis_gb": n * kb / 2**20})  # fmt: skip
+    return {"lifetime_s": lifetime_s, "gets": gets, "executions": executions, "worker_ms": worker_ms,
+            "redis_ms": redis_ms, "kb": kb, "rows": rows, "redis_limit": redis_limit,
+            "per_gb": 2**20 / kb}  # fmt: skip
+
+
+def _size(gb: float) -> str:
+    return f"{gb:,.1f} GB" if gb >= 1 else f"{gb * 1024:,.0f} MB"
+
+
+def _scale(sc: dict[str, Any]) -> str:
+    lines = [
+        "## 5. Scale on paper\n",
+        "Arithmetic on this run's figures (`scale_on_paper` in `tests/benchkit/report.py`), not a measurement at "
+        f"these sizes. A v1 run is in flight for {sc['lifetime_s']:.0f} s of real AEP time (its jobs' median "
+        f"durations plus their detection delays, stage 3), makes {sc['gets']:.1f} GETs and "
+        f"{sc['executions']:.1f} step executions (stage 3), and each step costs {sc['worker_ms']:.1f} ms of worker "
+        f"CPU and {sc['redis_ms']:.2f} ms of Redis CPU (stage 1); a waiting run holds {sc['kb']:.2f} KB of Redis "
+        "(stage 2). With N runs in flight (Little's law):\n",
+        "| runs in flight | AEP GETs/s | steps/s | worker cores | Redis CPU (one core = 100 %) | Redis memory |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sc["rows"]:
+        lines.append(f"| {r['n']:,} | {r['gets_s']:,.0f} | {r['steps_s']:,.0f} | {r['worker_cores']:,.1f} | "
+                     f"{100 * r['redis_core']:,.0f} % | {_size(r['redis_gb'])} |")  # fmt: skip
+    lines += [
+        "",
+        f"- **Where one Redis breaks first: its CPU**, at about {sc['redis_limit']:,.0f} runs in flight "
+        f"({100 * REDIS_CPU_HEADROOM:.0f} % of its one core), long before its memory "
+        f"({sc['per_gb']:,.0f} runs per GB). Workers scale out by adding processes "
+        "(`--concurrency`, more hosts); Redis does not, since the broker, the ledger and the quota scripts "
+        "share one server.",
+        "- **What moves the limit**: the step executions per run, i.e. polls: `POLL_*_CAP_S` and `POLL_FACTOR` "
+        "(and `POLL_ADAPTIVE`, which puts them where the jobs end) trade detection delay for fewer steps; each "
+        "poll saved is a step saved on the worker, on Redis and on AEP. Memory: "
+        "`hash-max-listpack-value 512` in redis.conf (stage 2) and `RUN_RECORD_TTL_S` for finished runs.",
+        "- **AEP**: it publishes no request-rate limit for these routes (the gateway answers 429 with "
+        "`Retry-After`, which every poll honours), but AEP's own quotas bound what is useful: 20 ad-hoc runs a "
+        "day per org and 2 segment jobs a day per sandbox, so a million runs in flight only happen across many "
+        "orgs and sandboxes, and a run waiting for a full quota's next window makes no step until it opens.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _findings(results: dict[str, Any], ts: list[Target]) -> str:
