@@ -251,9 +251,11 @@ class ActivationState(SegmentationState):
             sandbox = self._sandbox(sandbox_name)
             order_text = orderby or self._config.lists.flow_runs_orderby
             order = queries.parse_orderby(order_text, _bad_request)
+            flows = queries.required_values(clauses, "flowId")  # render only the runs that can match
             rendered = [
-                (r.seq, r.render(now)) for r in self.flow_runs.values() if r.sandbox.sandboxName == sandbox.sandboxName
-            ]
+                (r.seq, r.render(now)) for r in self.flow_runs.values()
+                if r.sandbox.sandboxName == sandbox.sandboxName and (flows is None or r.flow_id in flows)
+            ]  # fmt: skip
             matching = [(s, body) for s, body in rendered if all(c.matches(body) for c in clauses)]
             keyed = queries.ordered([(queries.sort_key(body, s, order), body) for s, body in matching], order)
             if token is not None:

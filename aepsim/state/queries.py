@@ -144,6 +144,18 @@ def _compare(leaf: Any, op: str, value: str, caseless: bool) -> bool:
     return bool(a_ >= b_) if op == ">=" else bool(a_ <= b_)
 
 
+def required_values(clauses: Iterable[Clause], path: str) -> frozenset[str] | None:
+    """The values ``path`` must equal exactly for an entity to match every clause, or None when no
+    clause says so (a pre-filter only: the clauses still decide). A value that reads as a number is
+    compared as one, so such a clause gives no exact set."""
+    required: frozenset[str] | None = None
+    for c in clauses:
+        if c.path == path and c.op == "==" and path not in _CASELESS and all(_number(v) is None for v in c.values):
+            values = frozenset(c.values)
+            required = values if required is None else required & values
+    return required
+
+
 # ------------------------------------------------------------------------------------- ordering
 
 

@@ -130,6 +130,24 @@ def test_several_property_clauses_combine_with_and_in_either_documented_spelling
     assert set(api.run_ids(property=[either_flow, "metrics.statusSummary.status!=failed"])) == {a, b}
 
 
+def test_flow_id_clauses_give_the_same_runs_as_the_other_filters_with_or_without_the_pre_filter() -> None:
+    from aep_activator.aepsim.state.queries import parse_properties, required_values
+
+    api = Api()
+    a, gold, b = finished_runs(api)
+    assert set(api.run_ids(property=f"flowId=={FLOW_A}")) == {a, gold}
+    assert api.run_ids(property=[f"flowId=={FLOW_A},{FLOW_B}", f"flowId=={FLOW_B}"]) == [b]  # AND of the two
+    assert api.run_ids(property=[f"flowId=={FLOW_A}", f"flowId=={FLOW_B}"]) == []
+    assert api.run_ids(property=f"flowId!={FLOW_A}") == [b]
+
+    def parse(*texts: str) -> frozenset[str] | None:
+        return required_values(parse_properties(texts, AssertionError), "flowId")
+
+    assert parse(f"flowId=={FLOW_A},{FLOW_B}", f"flowId=={FLOW_B}") == {FLOW_B}
+    assert parse(f"flowId!={FLOW_A}") is None and parse("metrics.statusSummary.status==success") is None
+    assert parse("flowId==12") is None, "a value that reads as a number is compared as one: no exact set"
+
+
 @pytest.mark.parametrize("bad", ["flowId", "==x", "flowId==", "metrics..status==x", "a[]b==c"])
 def test_a_malformed_property_filter_is_a_flow_service_400(bad: str) -> None:
     r = Api().call("GET", paths.FLOW_RUNS, params={"property": bad})
