@@ -215,6 +215,48 @@ def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
     assert world.client.ttl(world.keys.run("r1")) > 3000
 
 
+def test_an_open_run_keeps_at_least_90_percent_of_its_ttl_and_outlives_its_next_wait(world: World) -> None:
+    keys = [world.keys.run("r1"), world.keys.timeline("r1"), world.keys.pinned("r1")]
+
+    def ttls() -> list[int]:
+        return [int(world.client.ttl(k)) for k in keys]
+
+    def set_ttls(seconds: int) -> None:
+        for k in keys:
+            world.client.expire(k, seconds)
+
+    new_run(world)
+    seq, step = 1, "s1"
+
+    def step_once(ttl_before: int | None, delay: float = 0.0) -> None:
+        nonlocal seq
+        if ttl_before is None:
+            for k in keys:
+                world.client.persist(k)  # e.g. a record written by an older layout
+        else:
+            set_ttls(ttl_before)
+        assert enter(world, step=step, seq=seq, token=f"t{seq}") == "ok"
+        change = Change(next=Next(step, delay_s=delay, publish=delay == 0, same_step=True))
+        left = world.ledger.leave("r1", f"t{seq}", change)
+        assert left.ok
+        seq = left.seq
+
+    step_once(3300)  # over 90 % of the 3600 s left: nothing to do
+    assert all(3240 <= t <= 3300 for t in ttls()), ttls()
+    step_once(3200)  # under 90 %: every key gets its ttl again
+    assert all(t > 3500 for t in ttls()), ttls()
+    step_once(3500, delay=3300)  # the next wait would outlast 90 % of the ttl
+    assert all(t > 3500 for t in ttls()), ttls()
+    step_once(7200)  # ttl_s was lowered since the last write
+    assert all(3500 < t <= 3600 for t in ttls()), ttls()
+    step_once(None)
+    assert all(t > 3500 for t in ttls()), ttls()
+    set_ttls(3300)
+    assert enter(world, step=step, seq=seq, token="last") == "ok"
+    assert world.ledger.leave("r1", "last", Change(finish_status=RunStatus.SUCCEEDED)).ok
+    assert all(t > 3500 for t in ttls()), "an ended run is kept ttl_s from its end"
+
+
 # --- intent and quota -------------------------------------------------------------------------------
 
 
