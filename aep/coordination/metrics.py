@@ -1,7 +1,7 @@
 """Counters and indexes in Redis that the metrics are read from, the same whichever worker did the work.
 
 Workers never make an extra round trip for a metric: a step's counters travel in the change it leaves
-with (``Change.metrics``) and ``run_leave.lua`` applies them with ``HINCRBY`` in the same script; the
+with (``Change.metrics``) and ``run_leave.lua`` adds them in the same script (as ``HINCRBY`` would); the
 watchdog's pop counts its recoveries, and the status index is kept by the scripts that change a status.
 A scrape (``read``) is one pipeline, whatever the number of runs in flight: nothing is scanned.
 

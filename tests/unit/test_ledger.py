@@ -25,6 +25,7 @@ from aep_activator.aep.coordination.runs import (
     RunLedger,
     RunStatus,
 )
+from aep_activator.devstack.embedded_redis import provision
 
 T0 = 1_800_000_000.0
 LEASE = 30.0
@@ -214,6 +215,48 @@ def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
     assert world.client.ttl(world.keys.run("r1")) > 3000
 
 
+def test_an_open_run_keeps_at_least_90_percent_of_its_ttl_and_outlives_its_next_wait(world: World) -> None:
+    keys = [world.keys.run("r1"), world.keys.timeline("r1"), world.keys.pinned("r1")]
+
+    def ttls() -> list[int]:
+        return [int(world.client.ttl(k)) for k in keys]
+
+    def set_ttls(seconds: int) -> None:
+        for k in keys:
+            world.client.expire(k, seconds)
+
+    new_run(world)
+    seq, step = 1, "s1"
+
+    def step_once(ttl_before: int | None, delay: float = 0.0) -> None:
+        nonlocal seq
+        if ttl_before is None:
+            for k in keys:
+                world.client.persist(k)  # e.g. a record written by an older layout
+        else:
+            set_ttls(ttl_before)
+        assert enter(world, step=step, seq=seq, token=f"t{seq}") == "ok"
+        change = Change(next=Next(step, delay_s=delay, publish=delay == 0, same_step=True))
+        left = world.ledger.leave("r1", f"t{seq}", change)
+        assert left.ok
+        seq = left.seq
+
+    step_once(3300)  # over 90 % of the 3600 s left: nothing to do
+    assert all(3240 <= t <= 3300 for t in ttls()), ttls()
+    step_once(3200)  # under 90 %: every key gets its ttl again
+    assert all(t > 3500 for t in ttls()), ttls()
+    step_once(3500, delay=3300)  # the next wait would outlast 90 % of the ttl
+    assert all(t > 3500 for t in ttls()), ttls()
+    step_once(7200)  # ttl_s was lowered since the last write
+    assert all(3500 < t <= 3600 for t in ttls()), ttls()
+    step_once(None)
+    assert all(t > 3500 for t in ttls()), ttls()
+    set_ttls(3300)
+    assert enter(world, step=step, seq=seq, token="last") == "ok"
+    assert world.ledger.leave("r1", "last", Change(finish_status=RunStatus.SUCCEEDED)).ok
+    assert all(t > 3500 for t in ttls()), "an ended run is kept ttl_s from its end"
+
+
 # --- intent and quota -------------------------------------------------------------------------------
 
 
@@ -366,3 +409,84 @@ def test_the_watchdog_forgets_carriers_of_finished_runs(world: World) -> None:
     world.client.hset(world.keys.run("r1"), "status", "succeeded")
     world.clock.t += GRACE
     assert world.carriers.pop_due(grace_s=GRACE) == [] and world.carriers.deadline("r1") is None
+
+
+# --- the cost of one execution -------------------------------------------------------------------------
+
+# Redis commands (as INFO commandstats counts them: the EVALSHA and every call the script makes) of one
+# enter or leave, at most. A step costs its enter plus its leave; lower these when the scripts get leaner.
+MOST_COMMANDS = {
+    "enter: the run's first step (queued -> running, started event)": 8,
+    "enter: a new step's first attempt (started event)": 6,
+    "enter: a poll's later attempt": 5,
+    "leave: a step done (claim, event, publish the next)": 11,
+    "leave: a poll's first wait (new timeline row)": 10,
+    "leave: a poll waits again (its row counts one more)": 11,
+    "leave: the last step ends the run (one audience lock)": 18,
+}
+
+
+@pytest.fixture(scope="module")
+def counting_redis() -> Iterator[redis.Redis]:
+    """A Redis server of its own: INFO commandstats counts every client's commands, so a shared one would not do."""
+    with provision(None) as server, redis.Redis.from_url(server.url) as client:
+        yield client
+
+
+def command_counts(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info"}
+
+
+def test_one_execution_runs_at_most_so_many_redis_commands(counting_redis: redis.Redis) -> None:
+    client, keys = counting_redis, Keys("aepcount:")
+    ledger = RunLedger(client, keys, ttl_s=30 * 86400, grace_s=GRACE)  # Redis's clock: TIME counts too
+    lock = keys.audience_lock("a")
+    counted: dict[str, dict[str, int]] = {}
+
+    def count(name: str, before: dict[str, int]) -> None:
+        after = command_counts(client)
+        counted[name] = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
+    def run(run_id: str) -> None:
+        metrics = {"exec|s|done": 1, "step_ms|s": 1200, "step_le|s|2.5": 1, "req|/x|POST|201": 1}
+        ledger.create({}, started_by="t", first_step="s1", run_id=run_id)
+        before = command_counts(client)
+        assert ledger.enter(run_id, "s1", 1, token="a", lease_s=LEASE).verdict == "ok"
+        count("enter: the run's first step (queued -> running, started event)", before)
+        done = Change(set={"segment_job_id": "j", "errors": 0}, delete=["intent:s1", "wait_until"],
+                      events=[Event("s1", "posted", "j")], claims=[("segment", f"{run_id}-j")], settle="s1",
+                      next=Next("s2", publish=True), metrics=metrics)  # fmt: skip
+        before = command_counts(client)
+        seq = ledger.leave(run_id, "a", done).seq
+        count("leave: a step done (claim, event, publish the next)", before)
+        before = command_counts(client)
+        assert ledger.enter(run_id, "s2", seq, token="b", lease_s=LEASE).verdict == "ok"
+        count("enter: a new step's first attempt (started event)", before)
+        wait = Change(set={"wait_until": 1, "waiting_reason": "job is queued", "wait_kind": "aep", "errors": 0},
+                      events=[Event("s2", "waiting", "job is queued", key="wait:aep")],
+                      next=Next("s2", delay_s=30, same_step=True), metrics={"exec|s2|wait": 1, "req|/x|GET|200": 1})
+        before = command_counts(client)
+        seq = ledger.leave(run_id, "b", wait).seq
+        count("leave: a poll's first wait (new timeline row)", before)
+        before = command_counts(client)
+        assert ledger.enter(run_id, "s2", seq, token="c", lease_s=LEASE).verdict == "ok"
+        count("enter: a poll's later attempt", before)
+        before = command_counts(client)
+        seq = ledger.leave(run_id, "c", wait).seq
+        count("leave: a poll waits again (its row counts one more)", before)
+        assert ledger.enter(run_id, "s2", seq, token="d", lease_s=LEASE).verdict == "ok"
+        client.set(lock, run_id)
+        end = Change(delete=["wait_until"], events=[Event("s2", "succeeded", "done", pin=True)],
+                     finish_status=RunStatus.SUCCEEDED, metrics=metrics)  # fmt: skip
+        before = command_counts(client)
+        assert ledger.leave(run_id, "d", end, lock_keys=[lock]).ok
+        count("leave: the last step ends the run (one audience lock)", before)
+
+    run("warm-up")  # loads the scripts (a first EVALSHA is refused and retried) and the metric fields
+    run("r1")
+    totals = {name: sum(c.values()) for name, c in counted.items()}
+    over = {name: (totals[name], most, counted[name]) for name, most in MOST_COMMANDS.items() if totals[name] > most}
+    assert not over, f"more Redis commands than before (name: (counted, most, by command)): {over}"
+    waits = ledger.get("r1")
+    assert waits is not None and waits.status is RunStatus.SUCCEEDED and waits.timeline[-2]["n"] == 2

@@ -9,23 +9,35 @@ local function is_terminal(status)
   return status ~= false and status ~= nil and TERMINAL[status] == true
 end
 
--- Append an event; one with the same non-empty `key` as the previous event replaces it, counting
--- repeats in `n`, so a run that waits for hours keeps one row per wait, not one per check.
-local function add_event(run_key, timeline, pinned, ev, key, pin)
-  if key ~= nil and key ~= '' and redis.call('HGET', run_key, 'last_event') == key then
-    local last = redis.call('LINDEX', timeline, -1)
-    if last then
-      local prev = cjson.decode(last)
-      ev['n'] = (prev['n'] or 1) + 1
+-- Append an event to the lists alone: `last` is the record's last_event. Returns nil when the event
+-- replaced the previous one (last_event stays), else the value last_event takes, and whether this
+-- created the timeline or the pinned list (a list without a TTL yet). TIMELINE_MAX is kept by LTRIM
+-- only once the list outgrew it.
+local function append_event(timeline, pinned, ev, key, pin, last)
+  if key ~= nil and key ~= '' and last == key then
+    local prev = redis.call('LINDEX', timeline, -1)
+    if prev then
+      local p = cjson.decode(prev)
+      ev['n'] = (p['n'] or 1) + 1
       redis.call('LSET', timeline, -1, cjson.encode(ev))
-      return
+      return nil, false
     end
   end
   local text = cjson.encode(ev)
-  redis.call('RPUSH', timeline, text)
-  redis.call('LTRIM', timeline, -TIMELINE_MAX, -1)
-  if pin then redis.call('RPUSH', pinned, text) end
-  redis.call('HSET', run_key, 'last_event', key or '')
+  local length = redis.call('RPUSH', timeline, text)
+  if length > TIMELINE_MAX then redis.call('LTRIM', timeline, -TIMELINE_MAX, -1) end
+  local created = length == 1
+  if pin and redis.call('RPUSH', pinned, text) == 1 then created = true end
+  return key or '', created
+end
+
+-- Append an event; one with the same non-empty `key` as the previous event replaces it, counting
+-- repeats in `n`, so a run that waits for hours keeps one row per wait, not one per check.
+local function add_event(run_key, timeline, pinned, ev, key, pin)
+  local last = false
+  if key ~= nil and key ~= '' then last = redis.call('HGET', run_key, 'last_event') end
+  local written = append_event(timeline, pinned, ev, key, pin, last)
+  if written ~= nil then redis.call('HSET', run_key, 'last_event', written) end
 end
 
 local function keep(ttl_s, ...)
@@ -35,23 +47,52 @@ end
 -- The status index (aep/coordination/metrics.py): {prefix}status:{status} ZSET run id -> created_at
 -- while open, or the time it ended once terminal (trimmed to `ttl`). Written only when the status
 -- changes, so a poll that stays 'running' costs nothing here. An end is also counted (finish|status).
-local function index_status(prefix, run_id, run_key, old, new, now, ttl)
+-- `created`: the record's created_at when the caller read it already (false: the field is absent; nil:
+-- read it here); `counts`: a table of metric increments to add the end's count to (nil: HINCRBY now).
+local function index_status(prefix, run_id, run_key, old, new, now, ttl, created, counts)
   if prefix == nil or prefix == '' or old == new then return end
   if old then redis.call('ZREM', prefix .. 'status:' .. old, run_id) end
   if TERMINAL[new] then
     redis.call('ZADD', prefix .. 'status:' .. new, now, run_id)
     redis.call('ZREMRANGEBYSCORE', prefix .. 'status:' .. new, '-inf', now - ttl)
-    redis.call('HINCRBY', prefix .. 'metrics', 'finish|' .. new, 1)
+    if counts then
+      counts['finish|' .. new] = (counts['finish|' .. new] or 0) + 1
+    else
+      redis.call('HINCRBY', prefix .. 'metrics', 'finish|' .. new, 1)
+    end
   else
-    local created = tonumber(redis.call('HGET', run_key, 'created_at') or '') or now
-    redis.call('ZADD', prefix .. 'status:' .. new, created, run_id)
+    if created == nil then created = redis.call('HGET', run_key, 'created_at') end
+    redis.call('ZADD', prefix .. 'status:' .. new, tonumber(created or '') or now, run_id)
   end
 end
 
--- Add a step's counters (Change.metrics: field -> increment) to {prefix}metrics.
+-- Add a step's counters (Change.metrics: field -> increment) to {prefix}metrics. Several fields are
+-- read and written back in two commands (the script is atomic, so this is HINCRBY for each); a field
+-- that does not hold an integer gets HINCRBY itself, which refuses it as it always did.
 local function add_metrics(prefix, metrics)
   if prefix == nil or prefix == '' or metrics == nil then return end
-  for k, v in pairs(metrics) do redis.call('HINCRBY', prefix .. 'metrics', k, v) end
+  local key, fields = prefix .. 'metrics', {}
+  for k, _ in pairs(metrics) do fields[#fields + 1] = k end
+  if #fields == 0 then return end
+  if #fields > 1 then
+    local current = redis.call('HMGET', key, unpack(fields))
+    local flat = {}
+    for i, k in ipairs(fields) do
+      local v, by = current[i], tonumber(metrics[k])
+      local sum = tonumber(v or '0') + (by or 0)
+      if (v and not string.match(v, '^-?%d+$')) or by == nil or by ~= math.floor(by) or math.abs(sum) >= 2^53 then
+        flat = nil
+        break
+      end
+      flat[#flat + 1] = k
+      flat[#flat + 1] = string.format('%d', sum)
+    end
+    if flat then
+      redis.call('HSET', key, unpack(flat))
+      return
+    end
+  end
+  for k, v in pairs(metrics) do redis.call('HINCRBY', key, k, v) end
 end
 
 -- Delete the audience locks `owner` holds among `lock_keys` (locks held by others stay).
@@ -61,16 +102,19 @@ local function release_locks(lock_keys, owner)
   end
 end
 
--- The run's quota holder: its id, or "{id}#{generation}" after a resume that POSTs again.
-local function holder_of(run_key, run_id)
-  local gen = tonumber(redis.call('HGET', run_key, 'gen') or '0')
+-- The run's quota holder: its id, or "{id}#{generation}" after a resume that POSTs again. `gen`: the
+-- record's gen when the caller read it already (false: absent; nil: read it here).
+local function holder_of(run_key, run_id, gen)
+  if gen == nil then gen = redis.call('HGET', run_key, 'gen') end
+  gen = tonumber(gen or '0')
   if gen > 0 then return run_id .. '#' .. gen end
   return run_id
 end
 
 -- The run leaves the quota lines it joined at creation (it ended without spending, or was cancelled).
-local function leave_lines(run_key, holder)
-  local lines = redis.call('HGET', run_key, 'lines')
+-- `lines`: the record's lines when the caller read it already (false: absent; nil: read it here).
+local function leave_lines(run_key, holder, lines)
+  if lines == nil then lines = redis.call('HGET', run_key, 'lines') end
   if lines then
     for _, line in ipairs(cjson.decode(lines)) do redis.call('ZREM', line, holder) end
   end

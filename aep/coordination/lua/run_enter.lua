@@ -11,29 +11,52 @@
 -- 'missing', 'layout' (written by another ledger layout), 'terminal', 'stale' (a later carrier
 -- exists: step, seq) or 'busy' (another execution holds the lease until the given time).
 -- On 'ok' the carrier's deadline becomes the lease's end: if this execution dies, the watchdog
--- publishes the step again then.
+-- publishes the step again then. The record is read once (HGETALL) and the fields this writes are
+-- patched into the reply, so the reply is the record as it is after this step.
 --#include lib_quota
 --#include lib_run
 local now = server_now(ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'status', 'step', 'seq', 'carrier', 'lease_until', 'v', 'attempt', 'errors')
-if not h[1] then return {'missing'} end
-if h[6] ~= LAYOUT then return {'layout'} end
-if is_terminal(h[1]) then
+local raw = redis.call('HGETALL', KEYS[1])
+local h = {}
+for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+if not h['status'] then return {'missing'} end
+if h['v'] ~= LAYOUT then return {'layout'} end
+if is_terminal(h['status']) then
   redis.call('ZREM', KEYS[2], ARGV[6])
-  return {'terminal', h[1]}
+  return {'terminal', h['status']}
 end
-if h[2] ~= ARGV[1] or tonumber(h[3]) ~= tonumber(ARGV[2]) then return {'stale', h[2], h[3]} end
-if h[4] == 'running' and tonumber(h[5] or '0') > now then return {'busy', h[5]} end
+if h['step'] ~= ARGV[1] or tonumber(h['seq']) ~= tonumber(ARGV[2]) then
+  return {'stale', h['step'] or false, h['seq'] or false}
+end
+if h['carrier'] == 'running' and tonumber(h['lease_until'] or '0') > now then return {'busy', h['lease_until']} end
 local lease_until = now + tonumber(ARGV[4])
-redis.call('HSET', KEYS[1], 'carrier', 'running', 'lease', ARGV[3], 'lease_until', lease_until)
-if h[1] == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running')
-  index_status(ARGV[7], ARGV[6], KEYS[1], 'queued', 'running', now, 0)
+-- The record after this step's writes, returned without reading it again: each written field's text
+-- (lease_until as Redis writes a number: %.17g).
+local wrote = {'carrier', 'running', 'lease', ARGV[3], 'lease_until', lease_until}
+local texts = {carrier = 'running', lease = ARGV[3], lease_until = string.format('%.17g', lease_until)}
+if h['status'] == 'queued' then
+  wrote[#wrote + 1] = 'status'; wrote[#wrote + 1] = 'running'
+  texts['status'] = 'running'
+end
+if h['attempt'] == '0' and h['errors'] == '0' then
+  local last = append_event(KEYS[3], KEYS[4], {t = now, step = ARGV[1], event = 'started', detail = ''}, '', false,
+    false)
+  wrote[#wrote + 1] = 'last_event'; wrote[#wrote + 1] = last
+  texts['last_event'] = last
+end
+redis.call('HSET', KEYS[1], unpack(wrote))
+if h['status'] == 'queued' then
+  index_status(ARGV[7], ARGV[6], KEYS[1], 'queued', 'running', now, 0, h['created_at'] or false)
 end
 redis.call('ZADD', KEYS[2], lease_until, ARGV[6])
-if h[7] == '0' and h[8] == '0' then
-  add_event(KEYS[1], KEYS[3], KEYS[4], {t = now, step = ARGV[1], event = 'started', detail = ''}, '', false)
-end
 local out = {'ok', tostring(now)}
-for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do out[#out + 1] = v end
+for i = 1, #raw, 2 do
+  local k = raw[i]
+  out[#out + 1] = k
+  if texts[k] then out[#out + 1] = texts[k]; texts[k] = nil else out[#out + 1] = raw[i + 1] end
+end
+for i = 1, #wrote, 2 do
+  local k = wrote[i]
+  if texts[k] then out[#out + 1] = k; out[#out + 1] = texts[k] end
+end
 return out
