@@ -468,10 +468,19 @@ def key_memory(client: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def compose_redis_setting(name: str) -> int:
+    """A setting docker-compose.yml's Redis runs with (``--name value`` in its command): the shipped one."""
+    import yaml
+
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    command = compose["services"]["redis"]["command"]
+    return int(command[command.index(f"--{name}") + 1])
+
+
 def hash_encoding(client: redis.Redis, prefix: str, sample: int = 200) -> dict[str, Any]:
     """Why a run record costs what it does: its encoding, the fields too long for a listpack, and what the
-    same records would cost with ``hash-max-listpack-value`` raised above the longest value (DUMP/RESTORE
-    of a sample into scratch keys on the private server; the setting is put back)."""
+    same records cost with the ``hash-max-listpack-value`` that docker-compose.yml gives its Redis
+    (DUMP/RESTORE of a sample into scratch keys on the private server; the setting is put back)."""
     keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if k.count(b":") == prefix.count(":") + 1]
     keys = keys[:sample]
     limit = int(client.config_get("hash-max-listpack-value")["hash-max-listpack-value"])
@@ -484,7 +493,7 @@ def hash_encoding(client: redis.Redis, prefix: str, sample: int = 200) -> dict[s
         for name, value in client.hgetall(key).items():
             longest[name.decode()] = max(longest.get(name.decode(), 0), len(value))
     over = {name: n for name, n in sorted(longest.items(), key=lambda kv: -kv[1]) if n > limit}
-    raised = 1 << max(longest.values(), default=64).bit_length()
+    raised = compose_redis_setting("hash-max-listpack-value")
     after = 0
     try:
         client.config_set("hash-max-listpack-value", raised)

@@ -97,7 +97,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
                           f"≤ {TARGET_RSS_X}x (issue: at 100,000)", ok, miss))  # fmt: skip
         kb = 1024 * i["redis_used_delta_mb"] / i["runs"]
         ok, miss = _at_most(kb, TARGET_REDIS_KB, " KB", ".1f")
-        out.append(Target("Redis memory per waiting run", f"{kb:.1f} KB", f"≤ {TARGET_REDIS_KB:.0f} KB", ok, miss))
+        out.append(Target("Redis memory per waiting run (Redis defaults)", f"{kb:.1f} KB",
+                          f"≤ {TARGET_REDIS_KB:.0f} KB", ok, miss))  # fmt: skip
+        if enc := i.get("encoding"):
+            listpack = kb - (enc["bytes_before"] - enc["bytes_after"]) / 1024
+            ok, miss = _at_most(listpack, TARGET_REDIS_KB, " KB", ".1f")
+            out.append(Target(f"Redis memory per waiting run, with the compose file's `hash-max-listpack-value "
+                              f"{enc['raised']}` (sampled records re-measured under it)", f"{listpack:.1f} KB",
+                              f"≤ {TARGET_REDIS_KB:.0f} KB", ok, miss))  # fmt: skip
     else:
         out.append(Target("worker RSS in flight ÷ bare", "-", f"≤ {TARGET_RSS_X}x", None))
         out.append(Target("Redis memory per waiting run", "-", f"≤ {TARGET_REDIS_KB:.0f} KB", None))
@@ -271,8 +278,8 @@ def _inflight(i: dict[str, Any]) -> str:
         lines.append(
             f"\nRun records (a sample of {enc['sample']}): encoded {enc['encodings']}; fields longer than "
             f"`hash-max-listpack-value` ({enc['limit']} B), which turn a hash into a hashtable: {over}. The same "
-            f"records restored with `hash-max-listpack-value {enc['raised']}` (a Redis setting, nothing of ours "
-            f"changed) weigh {enc['bytes_after']:,.0f} B each instead of {enc['bytes_before']:,.0f} B."
+            f"records restored with `hash-max-listpack-value {enc['raised']}` (the compose file's Redis setting; "
+            f"nothing of ours changed) weigh {enc['bytes_after']:,.0f} B each instead of {enc['bytes_before']:,.0f} B."
         )
     return "\n".join(lines) + "\n"
 
@@ -451,7 +458,7 @@ def _findings(results: dict[str, Any], ts: list[Target]) -> str:
             per_run = 1024 * i["redis_used_delta_mb"] / i["runs"]
             out.append(f"- A run record is a {'/'.join(enc['encodings'])} hash because "
                        f"{len(enc['over'])} of its fields exceed {enc['limit']} B; with `hash-max-listpack-value "
-                       f"{enc['raised']}` in redis.conf it would shrink by {saved:.2f} KB, to about "
+                       f"{enc['raised']}` (as docker-compose.yml runs Redis) it shrinks by {saved:.2f} KB, to about "
                        f"{per_run - saved:.2f} KB per waiting run in all.")  # fmt: skip
     if d := results.get("detection"):
         sigma = d.get("sigma")

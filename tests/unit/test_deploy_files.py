@@ -97,6 +97,7 @@ def test_redis_keeps_an_append_only_file_and_never_evicts(compose: dict[str, Any
     command = " ".join(redis["command"])
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+    assert "--hash-max-listpack-value 512" in command  # run records stay listpacks (BENCHMARKS.md, stage 2)
     assert any(v.endswith(":/data") for v in redis["volumes"])
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
