@@ -7,7 +7,7 @@ Nothing is recorded unless the request validates. A run is recorded together wit
 in one atomic write, and only then is its wake-up published on this package's Celery app (never on
 Celery's fallback ``current_app``). If that publish fails, the run is still safe: the watchdog
 publishes it within ``WATCHDOG_GRACE_S``. The same ``idempotency_key`` returns the same run and
-starts nothing new.
+starts nothing new; reused for a different request it is refused (:class:`IdempotencyConflict`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ class InvalidRequest(ValueError):
     """The activation request does not validate. ``str()`` names each bad field."""
 
 
+class IdempotencyConflict(InvalidRequest):
+    """The idempotency key already belongs to a run of a different request: nothing new was started.
+
+    ``run_id`` is that run. The same key must mean the same request (the IETF Idempotency-Key draft's
+    rule, which the HTTP API answers with 422); who sends it (``started_by``) may differ.
+    """
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
 def parse_request(request: ActivationRequest | dict[str, Any] | str | bytes) -> ActivationRequest:
     if isinstance(request, ActivationRequest):
         return request
@@ -64,7 +76,9 @@ def with_sandbox(req: ActivationRequest, default: str | None, allowed: tuple[str
 def start_activation(request: ActivationRequest | dict[str, Any] | str | bytes) -> str:
     """Validate, record and enqueue one run. Returns its run id.
 
-    An invalid request raises :class:`InvalidRequest` naming every bad field, and nothing is recorded.
+    An invalid request raises :class:`InvalidRequest` naming every bad field, and nothing is recorded. The
+    same ``idempotency_key`` returns the same run; with a different request it raises
+    :class:`IdempotencyConflict` (an ``InvalidRequest``) and starts nothing.
     With ``on_quota="fail"`` a quota already used up raises :class:`QuotaExhausted` here, before anything
     is recorded (the slot itself is spent by the step that POSTs).
     """
@@ -111,7 +125,32 @@ def start(request: ActivationRequest | dict[str, Any] | str | bytes) -> Created:
         )
     if created.needs_wakeup:
         publish(app, rt, created.run_id, created.step, created.seq, created.generation)
+    if created.verdict != "created" and req.idempotency_key:
+        _same_request_or_raise(rt, req, created.run_id)
     return created
+
+
+_WHO = ("started_by", "idempotency_key")
+
+
+def _same_request_or_raise(rt: Runtime, req: ActivationRequest, run_id: str) -> None:
+    """Raise :class:`IdempotencyConflict` when the key's run was started for another request."""
+    record = rt.ledger.get(run_id, timeline=False)
+    if record is None or not record.request:
+        return  # the run's record is gone (its TTL): nothing to compare with
+    try:
+        stored = ActivationRequest.model_validate(record.request).wire()
+    except ValidationError:
+        return  # written by a layout this version cannot read: the ledger's own checks report it
+    given = req.wire()
+    differ = sorted(k for k in {*stored, *given} - set(_WHO) if stored.get(k) != given.get(k))
+    if differ:
+        raise IdempotencyConflict(
+            f"invalid activation request:\n  idempotency_key: {req.idempotency_key!r} already belongs to run {run_id}, "
+            f"started for a different request (it differs in {', '.join(differ)}); nothing new was started: "
+            "send the same request again, or use a new key",
+            run_id,
+        )
 
 
 def describe_admission(adm: Admission, *, now: float | None = None) -> str:

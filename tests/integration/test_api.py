@@ -190,6 +190,18 @@ def test_the_idempotency_key_header_returns_the_same_run(api: Api) -> None:
     assert run["idempotency_key"] == "nightly-2026-01-01"
     clash = api.client.post("/v1/runs", json=v2(idempotency_key="other"), headers=headers)
     assert clash.status_code == 422 and clash.json()["fields"][0]["field"] == "idempotency_key"
+    # The same key with another request (another audience) is refused, naming the run that owns the key,
+    # and starts nothing; the same request from another caller (started_by) is the same run.
+    before = recorded_runs(api)
+    reused = api.client.post("/v1/runs", json=v2(AUDIENCE), headers=headers)
+    assert reused.status_code == 422, reused.text
+    field = reused.json()["fields"][0]
+    assert field["field"] == "idempotency_key", field
+    assert first.json()["run_id"] in field["message"] and "activation_info" in field["message"], field
+    again = api.client.post("/v1/runs", json=v2(OTHER_AUDIENCE, started_by="nightly"),
+                            headers={**api.ops, "Idempotency-Key": "nightly-2026-01-01"})  # fmt: skip
+    assert (again.status_code, again.json()["run_id"]) == (200, first.json()["run_id"]), again.text
+    assert recorded_runs(api) == before
 
 
 def test_a_producer_key_cannot_cancel_or_resume_and_an_ops_cancel_and_resume_are_audited(api: Api) -> None:
