@@ -132,6 +132,19 @@ def test_a_second_copy_of_a_message_is_dropped_while_the_first_holds_the_lease(w
     assert record is not None and record.errors == 0 and record.attempt == 0, "a busy drop counts nothing"
 
 
+@pytest.mark.parametrize("at", [T0, T0 + 0.123456, 1_764_606_000.1])
+def test_the_record_entering_returns_is_the_record_as_stored(world: World, at: float) -> None:
+    # run_enter.lua patches what it wrote into the record it read instead of reading it again: each
+    # field, a fractional lease end included, must read as Redis then holds it.
+    world.clock.t = at
+    new_run(world)
+    entry = world.ledger.enter("r1", "s1", 1, token="tok", lease_s=LEASE + 0.1)
+    assert entry.verdict == "ok" and entry.record is not None
+    stored = world.ledger.get("r1", timeline=False)
+    assert stored is not None
+    assert entry.record == stored
+
+
 def test_entering_moves_the_carrier_to_the_end_of_the_lease(world: World) -> None:
     new_run(world)
     enter(world)

@@ -31,9 +31,11 @@ end
 if h['carrier'] == 'running' and tonumber(h['lease_until'] or '0') > now then return {'busy', h['lease_until']} end
 local lease_until = now + tonumber(ARGV[4])
 -- The record after this step's writes, returned without reading it again: each written field's text
--- (lease_until as Redis writes a number: %.17g).
-local wrote = {'carrier', 'running', 'lease', ARGV[3], 'lease_until', lease_until}
-local texts = {carrier = 'running', lease = ARGV[3], lease_until = string.format('%.17g', lease_until)}
+-- (lease_until is written as the very text it is returned as: Redis versions differ in how they turn
+-- a Lua number into text).
+local lease_text = string.format('%.17g', lease_until)
+local wrote = {'carrier', 'running', 'lease', ARGV[3], 'lease_until', lease_text}
+local texts = {carrier = 'running', lease = ARGV[3], lease_until = lease_text}
 if h['status'] == 'queued' then
   wrote[#wrote + 1] = 'status'; wrote[#wrote + 1] = 'running'
   texts['status'] = 'running'
