@@ -214,6 +214,9 @@ def _done(
         set={**done.set, "errors": 0}, delete=[*done.delete, *_WAIT_FIELDS], events=list(done.events),
         claims=list(done.claims), settle=done.settle,
     )  # fmt: skip
+    if done.observed is not None and rt.durations is not None:
+        sandbox = req.sandbox or rt.settings.aep_sandbox_name  # as the step saw it (StepContext.sandbox)
+        change.observe = rt.durations.entry(done.observed[0], sandbox, done.observed[1])
     if nxt is None:
         change.finish_status = RunStatus.SUCCEEDED
         last = change.events.pop() if change.events and change.events[-1].event == "succeeded" else None

@@ -1,14 +1,17 @@
 """How long AEP's jobs took lately, per kind of job and sandbox, shared by every worker (adaptive polls).
 
 Key layout (``keys.py``): ``durations:{kind}:{sandbox}`` LIST of seconds, newest first, trimmed to
-``size`` and expiring ``ttl_s`` after the last job seen. One pipeline per finished job (``observe``);
-reads are cached in the process for ``cache_s``, so a poll costs no round trip of its own.
+``size`` and expiring ``ttl_s`` after the last job seen. A step that sees its job done adds the
+duration in the script it leaves with (``entry``, ``run_leave.lua``), so a step run twice adds it once;
+``observe`` writes one alone. Reads are cached in the process for ``cache_s``, so a poll costs no round
+trip of its own.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 
@@ -43,6 +46,12 @@ class DurationSummary:
         pipe.expire(key, self._ttl_s)
         pipe.execute()
         self._cache.pop(key, None)
+
+    def entry(self, kind: str, sandbox: str | None, duration_s: float) -> dict[str, Any]:
+        """What ``run_leave.lua`` adds for a ``kind`` job of ``sandbox`` that took ``duration_s``."""
+        key = self._keys.durations(kind, sandbox or "-")
+        self._cache.pop(key, None)  # this process reads the summary afresh next time
+        return {"key": key, "value": f"{duration_s:.3f}", "size": self.size, "ttl": self._ttl_s}
 
     def recent(self, kind: str, sandbox: str | None) -> list[float]:
         """The durations seen lately (at most ``size``; possibly ``cache_s`` old)."""

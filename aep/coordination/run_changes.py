@@ -96,6 +96,9 @@ class Change:
     failure: Failure | None = None
     metrics: dict[str, int] = field(default_factory=dict)
     """Counters to add to ``{prefix}metrics`` in the same script (aep/coordination/metrics.py)."""
+    observe: dict[str, Any] | None = None
+    """A finished AEP job's duration for the adaptive polls' summary, added in the same script:
+    ``{key, value, size, ttl}`` (``DurationSummary.entry``), so a step run twice adds it once."""
 
     def payload(self, ttl_s: float, grace_s: float) -> str:
         if (self.next is None) == (self.finish_status is None):
@@ -112,6 +115,8 @@ class Change:
         }
         if self.metrics:
             body["metrics"] = dict(self.metrics)
+        if self.observe:
+            body["observe"] = dict(self.observe)
         if self.next is not None:
             body["next"] = asdict(self.next)
         if self.finish_status is not None:

@@ -200,3 +200,39 @@ def test_a_segment_job_seen_done_adds_its_duration_to_the_summary(redis_url: str
 def test_with_poll_adaptive_off_there_is_no_summary(redis_url: str, key_prefix: str) -> None:
     rt = step_runtime("http://127.0.0.1:9", redis_url, key_prefix, poll_adaptive=False)
     assert rt.durations is None
+
+
+class Died(Exception):
+    """The process running a step died (a crash point's hook raises it)."""
+
+
+def test_a_finished_job_adds_its_duration_once_even_when_its_step_runs_twice(redis_url: str, key_prefix: str) -> None:
+    # The duration rides in the script the step leaves with: a step that saw its job done and died before
+    # recording it, then ran again, adds one sample, not two (duplicates would skew the summary).
+    from aep_activator.aepsim.state.clock import ManualClock
+    from aep_activator.tasks import crashpoints
+
+    clock = ManualClock(1_800_000_000.0)
+    with SimulatorHarness(SimulatorConfig(speed=1.0, seed=5), clock) as sim:
+        rt = step_runtime(sim.base_url, redis_url, key_prefix, clock=clock.now, quota_segment_jobs_per_day=100)
+        samples = rt.keys.durations("segment", "prod")
+        run_id = new_run(rt, {"activation_info": {S3: [AUD_A]}, "version": 2})
+        step_once(rt, run_id)  # create_segment_job
+        clock.advance(3 * 3600)  # the job is long done
+
+        def die(point: str, _run: str, step: str) -> None:
+            if point == "answered" and step == "poll_segment_job":
+                raise Died()
+
+        crashpoints.install(die)
+        try:
+            with pytest.raises(Died):
+                step_once(rt, run_id)
+        finally:
+            crashpoints.install(None)
+        assert rt.redis.llen(samples) == 0, "nothing is recorded before the step leaves"
+        clock.advance(rt.lease_s + 1)  # the dead execution's lease ends
+        step_once(rt, run_id)
+        assert record(rt, run_id).step != "poll_segment_job"
+        assert rt.redis.llen(samples) == 1
+        assert float(rt.redis.lindex(samples, 0)) == pytest.approx(3 * 3600 + rt.lease_s + 1, abs=2)

@@ -10,7 +10,8 @@
 --   claims = {{kind, aep_id}}, settle = step name or '' (its quota slot is no longer pending),
 --   status = 'running'|'waiting', next = {step, delay_s, publish, same_step} or absent,
 --   finish = {status, failure_kind, failure_step, error} or absent, ttl_s, grace_s, holder,
---   metrics = {field = increment} (added to {prefix}metrics as HINCRBY would: aep/coordination/metrics.py)}
+--   metrics = {field = increment} (added to {prefix}metrics as HINCRBY would: aep/coordination/metrics.py),
+--   observe = {key, value, size, ttl} or absent (a job's duration for adaptive polls: durations.py)}
 -- `next.publish`: the caller publishes the wake-up now, so the carrier's deadline is now + grace;
 -- otherwise the watchdog publishes it at now + delay_s. A status change moves the run in the status
 -- index ({prefix}status:{status}); a new step records `step_since` (the step-duration metric).
@@ -134,6 +135,15 @@ else
 end
 
 add_metrics(ARGV[5], counts)
+
+-- A finished AEP job's duration for the adaptive polls' summary (aep/coordination/durations.py): the
+-- newest first, at most `size`, kept `ttl` seconds after the last one.
+local ob = c['observe']
+if ob then
+  local size = tonumber(ob['size'])
+  if redis.call('LPUSH', ob['key'], ob['value']) > size then redis.call('LTRIM', ob['key'], 0, size - 1) end
+  redis.call('EXPIRE', ob['key'], tonumber(ob['ttl']))
+end
 
 local fields, gone = {}, {}
 for _, k in ipairs(order) do

@@ -32,7 +32,7 @@ from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.scopes import Quota
 from aep_activator.aep.pipeline.steps import looks, preflight
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind, spend_or_wait
-from aep_activator.aep.pipeline.steps.polls import lost_answer, observe, poll_delay, still_looking
+from aep_activator.aep.pipeline.steps.polls import lost_answer, observation, poll_delay, still_looking
 
 KIND = "flow_run"
 _TERMINAL = {s.value for s in FLOW_RUN_TERMINAL}
@@ -189,9 +189,10 @@ def poll(ctx: StepContext) -> Outcome:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
             raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
                             kind="activation", aep_status="failed")  # fmt: skip
-        observe(ctx, "activation", ctx.now() - (record.activated_at or record.created_at))
+        took = ctx.now() - (record.activated_at or record.created_at)
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
-                    events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),))  # fmt: skip
+                    events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),),
+                    observed=observation(ctx, "activation", took))  # fmt: skip
     schedule = ctx.config.activation_poll
     started = record.activated_at or record.created_at
     if ctx.now() > started + schedule.deadline_s:

@@ -152,6 +152,8 @@ class Done:
     claims: tuple[tuple[str, str], ...] = ()
     settle: str = ""
     """The step whose POST outcome became known (accepted): its spent slots stop being pending."""
+    observed: tuple[str, float] | None = None
+    """A finished AEP job's kind and duration (s), for the summary adaptive polls read (``durations.py``)."""
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,9 @@ def poll_job(
     status = job.status.value
     started = (job.creationTime / 1000) if job.creationTime else ctx.run.created_at
     if status == "SUCCEEDED":
-        observe(ctx, kind, ctx.now() - started)
         event = Event(ctx.step, "succeeded", f"{kind} job {job_id}")
-        return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,))
+        return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,),
+                    observed=observation(ctx, kind, ctx.now() - started))  # fmt: skip
     if job.status in terminal:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
         raise JobFailed(f"{kind} job {job_id} ended {status}: {why}", kind=kind, job_id=job_id, aep_status=status)
@@ -77,14 +77,12 @@ def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float
     return schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
 
 
-def observe(ctx: StepContext, kind: str, duration_s: float) -> None:
-    """Add a finished job's duration to the summary its kind's polls adapt to (best effort)."""
+def observation(ctx: StepContext, kind: str, duration_s: float) -> tuple[str, float] | None:
+    """A finished job's duration for the summary its kind's polls adapt to, or None (no summary, or no
+    duration): the step's ``Done`` carries it and the runner adds it as the step leaves."""
     if ctx.durations is None or duration_s <= 0:
-        return
-    try:
-        ctx.durations.observe(kind, ctx.sandbox, duration_s)
-    except redis.RedisError as exc:
-        log.warning("could not record a %s job's duration (%s)", kind, exc)
+        return None
+    return kind, duration_s
 
 
 def cancel_quietly(cancel: Callable[[], Any]) -> None:
