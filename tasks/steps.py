@@ -71,6 +71,7 @@ def start(self: Task, **request: Any) -> dict[str, Any]:
     # A redelivered start message (the worker died after recording the run) must not start a second
     # run: without a producer's key, the message's own id is the idempotency key.
     request.setdefault("idempotency_key", f"task:{self.request.id}")
+    request.setdefault("started_by", "send_task")
     created = start(request)
     admission = created.admission.to_dict() if created.admission else None
     return {"run_id": created.run_id, "verdict": created.verdict, "admission": admission}

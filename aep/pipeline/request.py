@@ -59,7 +59,11 @@ class ActivationRequest(BaseModel):
     sandbox: Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")] | None = Field(
         default=None, description="the AEP sandbox (x-sandbox-name); default: AEP_SANDBOX_NAME, set at enqueue"
     )
-    started_by: Annotated[str, StringConstraints(min_length=1, max_length=200)] = "api"
+    started_by: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        default="python",
+        description="who started the run, as the timeline and the console show it: the CLI records 'cli', the "
+        "HTTP API 'api:<key name>', beat 'schedule:<name>', an activation.start message 'send_task'",
+    )
     callback_url: CallbackUrl | None = Field(
         default=None,
         description="POSTed the run's terminal status, signed with HMAC-SHA256; its host must be in CALLBACK_HOSTS",

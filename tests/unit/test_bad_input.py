@@ -173,6 +173,13 @@ def test_the_public_task_fails_with_the_validation_message_and_creates_no_run(re
     assert list(redis_client.scan_iter(match=f"{stack.prefix}run:*")) == []
     assert redis_client.zcard(f"{stack.prefix}runs") == 0
     assert redis_client.llen(stack.queue) == 0
+    # A good request starts a run that says where it came from (no producer named itself).
+    result = app.send_task("activation.start", kwargs=GOOD, queue=stack.queue)
+    try:
+        run_id = result.get(timeout=30)["run_id"]
+    finally:
+        result.forget()
+    assert redis_client.hget(f"{stack.prefix}run:{run_id}", "started_by") == b"send_task"
 
 
 # --- the environment: settings, Redis URL, schedule file ------------------------------------------------

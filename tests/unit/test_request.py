@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aep_activator.aep.pipeline.plan import PLAN
+from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.tasks.producer import InvalidRequest, parse_request
 
 EXAMPLE = json.loads(Path("examples/activation-request.json").read_text())
@@ -21,6 +22,12 @@ def test_the_shipped_example_is_the_tutorials_full_five_step_v1_flow() -> None:
         "activation.poll_export_job", "activation.run_activation", "activation.poll_activation",
     ]  # fmt: skip
     assert req.version == 1 and req.export_job is not None and req.segment_job
+
+
+def test_a_run_no_producer_named_is_started_by_python() -> None:
+    req = ActivationRequest.model_validate({"activation_info": {"b0780cb5-2bb7-4409-bf2c-c625ca818588": [
+        "4afe34ae-8c98-4513-8a1d-67ccaa54bc05"]}, "version": 2})  # fmt: skip
+    assert req.started_by == "python", "not 'api': the HTTP API records api:<key name>"
 
 
 def test_v2_without_a_segment_job_has_only_the_activation_steps() -> None:
