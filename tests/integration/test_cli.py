@@ -36,6 +36,8 @@ def test_run_json_then_status_json_follow_a_run_to_success(make_stack):
     assert stack.env()["AEP_CLIENT_SECRET"] not in status.stdout
     table = cli(stack, "status", run_id)
     assert "poll_activation" in table.stdout and "SUCCEEDED" in table.stdout
+    watched = cli(stack, "status", "--watch", run_id)  # piped: the timeline once, a whole last line
+    assert watched.returncode == 0 and "SUCCEEDED" in watched.stdout and watched.stdout.endswith("\n"), watched
     quota = cli(stack, "quota", "--json")
     assert {q["quota"]: q["used"] for q in json.loads(quota.stdout)} == {
         "adhoc": 1, "segment_jobs": 1, "segment_jobs_year": 1,

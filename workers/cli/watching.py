@@ -112,6 +112,13 @@ def status(run_id: str, watch: bool, as_json: bool, interval: float) -> None:
         click.echo(json.dumps(run_summary(record), indent=2))
     elif not watch:
         console.print(render_run(record))
+    elif not console.is_terminal:
+        # Piped or redirected: no live redraws (rich would print only the last frame, without a final
+        # newline); wait for the end, then print the timeline once.
+        while not record.terminal:
+            time.sleep(interval)  # the CLI process, not a worker
+            record = get_run(run_id) or record
+        console.print(render_run(record))
     else:
         with Live(render_run(record, max_rows=_watch_rows(), live=True), console=console, refresh_per_second=4) as view:
             while not record.terminal:
