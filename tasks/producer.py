@@ -139,7 +139,9 @@ def _same_request_or_raise(rt: Runtime, req: ActivationRequest, run_id: str) -> 
     if record is None or not record.request:
         return  # the run's record is gone (its TTL): nothing to compare with
     try:
-        stored = ActivationRequest.model_validate(record.request).wire()
+        # As this request was normalised: a run recorded before requests were given their sandbox at
+        # enqueue (or recorded by another path) names none, which means the default one.
+        stored = with_sandbox(ActivationRequest.model_validate(record.request), rt.settings.aep_sandbox_name, ()).wire()
     except ValidationError:
         return  # written by a layout this version cannot read: the ledger's own checks report it
     given = req.wire()
