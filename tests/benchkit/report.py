@@ -172,9 +172,10 @@ def _machine(meta: dict[str, Any]) -> str:
     lines += [f"| {k} | {v} |" for k, v in meta["host"].items()]
     loads = "; ".join(f"after {k}: {v[0]:.2f} / {v[1]:.2f}" for k, v in meta["loads"].items())
     lines.append(f"| load average (1 / 5 min) after each stage | {loads} |")
-    lines.append(f"\n{meta['redis']} Two other engineers ran test suites on this 2-core machine during the run, "
-                 "so wall-clock rates are noisy: the overhead stage alternates its variants and reports medians, "
-                 "and CPU and command counts per chain are steadier than rates.\n")  # fmt: skip
+    lines.append(f"\n{meta['redis']} This machine is shared with other work (see the load averages above), so "
+                 "wall-clock rates, and to a lesser degree CPU times, move from one run to the next: the overhead "
+                 "stage alternates its variants and reports medians, and command counts per chain are the "
+                 "steadiest figure.\n")  # fmt: skip
     return "\n".join(lines)
 
 
