@@ -28,6 +28,8 @@ from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.steps.base import StepContext, Wait, WaitKind
 
 FIRST_ACTIVATION_WAIT_S = 3600.0
+
+
 def check(ctx: StepContext, *, before_activation: bool) -> Wait | None:
     """None when the run may spend its slot now; a wait, or ``PreflightRefused``."""
     now = ctx.now()
