@@ -53,9 +53,11 @@ def old_env(stack_env: dict[str, str], old: Path) -> dict[str, str]:
     # The previous release wanted VISIBILITY_TIMEOUT_S > TASK_TIME_LIMIT_S and knew nothing of the new settings.
     # Its first segment-job poll waits 15 s in its delay queue: long enough that the worker is stopped, even
     # on a loaded machine, while every poll is still there (with the stack's fast polls, a poll due during
-    # the shutdown went back to the broker and the delay queue was empty).
+    # the shutdown went back to the broker and the delay queue was empty). Its schedule caps every delay,
+    # the first included, so the cap is raised with it: with the stack's 1 s cap the polls waited 1 s and
+    # the test failed whenever the stop came while both (in step) were out of the delay queue.
     return {**env, **stack_env, "PYTHONPATH": str(old), "PYTHONUNBUFFERED": "1", "TASK_TIME_LIMIT_S": "20",
-            "VISIBILITY_TIMEOUT_S": "30", "POLL_SEGMENT_INITIAL_S": "15"}  # fmt: skip
+            "VISIBILITY_TIMEOUT_S": "30", "POLL_SEGMENT_INITIAL_S": "15", "POLL_SEGMENT_CAP_S": "15"}  # fmt: skip
 
 
 def produce_with_previous(old: Path, env: dict[str, str], requests: list[dict[str, object]]) -> list[str]:
