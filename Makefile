@@ -6,7 +6,7 @@ INSTALLED = $(VENV)/.installed
 # Extra arguments for pytest, e.g. `make test PYTEST_ARGS='-x -k quota'`.
 PYTEST_ARGS ?=
 
-.PHONY: install test lint demo bench bench-quick chaos screenshots clean
+.PHONY: install test lint demo bench bench-quick bench-scale chaos screenshots clean
 
 install: $(INSTALLED)
 
@@ -32,6 +32,10 @@ bench: $(INSTALLED)
 
 bench-quick: $(INSTALLED)
 	$(PY) -m tests.bench --quick
+
+# 10,000 then 100,000 runs in flight, about an hour on 2 cores: writes BENCHMARKS-scale.md (make bench quotes it).
+bench-scale: $(INSTALLED)
+	$(PY) -m tests.bench_scale
 
 chaos: $(INSTALLED)
 	CHAOS_SCALE=full $(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)

@@ -52,7 +52,7 @@ from aep_activator.workers import app
 from tests.benchkit import polls, procs
 from tests.benchkit.fixture import request, write_fixture
 from tests.benchkit.noop import create_noop_app, send_noop_chain
-from tests.benchkit.report import render
+from tests.benchkit.report import read_scale_figures, render
 from tests.benchkit.results import RESULT_PREFIX, delete_results, result_times
 
 SEED = 20261201
@@ -73,7 +73,15 @@ SIM_NO_GUARDRAILS = Guardrails(
 )
 PRIVATE_REDIS = True  # main() clears it for --redis-url: the bench never changes a shared server's config
 OVERHEAD_SPEED = 1e9  # every job is done by the first poll: the machinery alone
-INFLIGHT_SPEED = 0.01  # AEP 100x slower: the first re-poll (30 s x 100) comes after the measurement
+INFLIGHT_SPEED = 0.01  # AEP 100x slower at 10,000 runs: the first re-poll (30 s x 100) comes after the measurement
+INFLIGHT_BASE = 10_000  # runs at INFLIGHT_SPEED; more runs take longer to all wait, so AEP is slowed further
+SCALE_REPORT = REPO_ROOT / "BENCHMARKS-scale.md"  # make bench-scale writes it; make bench quotes its targets
+INFLIGHT_S_PER_RUN = 0.1  # timeout per run in flight (10,000 took 228 s to all wait, 0.023 s per run)
+
+
+def inflight_speed(runs: int) -> float:
+    """The simulator speed at which no run re-polls before ``runs`` runs all wait: slower as runs grow."""
+    return INFLIGHT_SPEED * min(1.0, INFLIGHT_BASE / max(1, runs))
 
 
 @dataclass(frozen=True)
@@ -337,7 +345,9 @@ def count_round_trips(stack: Stack, sizes: Sizes, counter: Iterator[int]) -> dic
 
 def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
     n = sizes.inflight
-    with bench_stack(redis_url, INFLIGHT_SPEED) as stack, redis.Redis.from_url(redis_url) as client:
+    speed = inflight_speed(n)
+    timeout_s = max(1200.0, INFLIGHT_S_PER_RUN * n)
+    with bench_stack(redis_url, speed) as stack, redis.Redis.from_url(redis_url) as client:
         rt = runtime.runtime()
         settings = rt.settings
         proc, log = procs.start_worker(stack, name="inflight", concurrency=sizes.concurrency)
@@ -365,7 +375,7 @@ def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             peak = max(peak, sum_rss(proc.pid))
             return waiting() >= n + 1 and client.llen(stack.queue) == 0
 
-        wait_until(all_waiting, timeout_s=1200, what="every run to wait", progress=waiting)
+        wait_until(all_waiting, timeout_s=timeout_s, what="every run to wait", progress=waiting)
         all_waiting_s = time.monotonic() - t0
         time.sleep(2)
         main, kids = procs.tree_rss_mb(proc.pid)
@@ -377,9 +387,9 @@ def bench_inflight(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         encoding = hash_encoding(client, stack.prefix) if PRIVATE_REDIS else None
         tasks = 2 * (n + 1)  # create + first poll per run
         stack.stop_worker(proc)
-        bare = bare_rss_after(stack, client, sizes, tasks)
+        bare = bare_rss_after(stack, client, sizes, tasks, timeout_s)
     return {
-        "runs": n, "concurrency": sizes.concurrency, "speed": INFLIGHT_SPEED, "enqueue_s": enqueue_s,
+        "runs": n, "concurrency": sizes.concurrency, "speed": speed, "enqueue_s": enqueue_s,
         "all_waiting_s": all_waiting_s, "rss_idle_mb": idle_mb, "rss_main_mb": main, "rss_children_mb": kids,
         "rss_total_mb": main + sum(kids), "rss_peak_mb": peak, "pss_total_mb": pss,
         "redis_used_delta_mb": (mem_after - mem_before) / 2**20, "redis_keys_delta": keys_after - keys_before,
@@ -393,7 +403,7 @@ def sum_rss(pid: int) -> float:
     return main + sum(kids)
 
 
-def bare_rss_after(stack: Stack, client: redis.Redis, sizes: Sizes, tasks: int) -> dict[str, Any]:
+def bare_rss_after(stack: Stack, client: redis.Redis, sizes: Sizes, tasks: int, timeout_s: float) -> dict[str, Any]:
     """A bare worker's RSS after ``tasks`` no-op tasks (chains of two, like a waiting run's create + poll)."""
     queue = stack.queue + "-bare"
     noop_app = create_noop_app(stack.settings().model_copy(update={"aep_queue": queue}), 2)
@@ -403,8 +413,8 @@ def bare_rss_after(stack: Stack, client: redis.Redis, sizes: Sizes, tasks: int) 
     idle = sum_rss(proc.pid)
     last = [send_noop_chain(noop_app, f"bare-{i}") for i in range(tasks // 2)]
     stack.bench_results.extend(last)  # type: ignore[attr-defined]
-    wait_bare(client, last[-50:], 1200, Commands(client))
-    wait_bare(client, last, 600, Commands(client))
+    wait_bare(client, last[-50:], timeout_s, Commands(client))
+    wait_bare(client, last, timeout_s / 2, Commands(client))
     time.sleep(2)
     main, kids = procs.tree_rss_mb(proc.pid)
     stack.stop_worker(proc)
@@ -704,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
             loads[name] = os.getloadavg()
     finally:
         server.stop()
+    if scale := read_scale_figures(SCALE_REPORT):  # make bench-scale's, with its date
+        results["scale"] = scale
     elapsed = time.monotonic() - started
     meta = {"started_at": started_at, "elapsed_s": elapsed, "argv": argv if argv is not None else sys.argv[1:],
             "redis": server.describe(), "host": host, "loads": loads, "seed": SEED, "sigma": SIGMA,

@@ -6,10 +6,12 @@ value by hand. Any stage may be missing (``--only``); its targets then read "not
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 # Issue 13, "Done when".
@@ -22,6 +24,8 @@ TARGET_DETECT_MEDIAN = 0.05
 TARGET_DETECT_P95 = 0.10
 TARGET_GETS = 8.0
 TARGET_ENQUEUE_P99_MS = 10.0
+TARGET_FLAT = 0.10  # RSS at 100,000 runs in flight within 10 % of the RSS at 10,000
+SCALE_FIGURES = "<!-- bench-scale figures: "  # the line of BENCHMARKS-scale.md that make bench reads back
 
 
 def med(values: list[float]) -> float:
@@ -62,6 +66,43 @@ def gets_lower_bound(sigma: float, p95_share: float = TARGET_DETECT_P95, skipped
     """
     z = statistics.NormalDist().inv_cdf(1 - skipped)
     return math.ceil(z * sigma / math.log(1 + p95_share)) + 1
+
+
+def read_scale_figures(path: Path) -> dict[str, Any] | None:
+    """The figures ``make bench-scale`` left in ``path`` (its :data:`SCALE_FIGURES` line), or ``None``."""
+    if not path.exists():
+        return None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith(SCALE_FIGURES):
+            data: dict[str, Any] = json.loads(line.removeprefix(SCALE_FIGURES).removesuffix(" -->"))
+            return data
+    return None
+
+
+def scale_targets(fig: dict[str, Any]) -> list[Target]:
+    """The memory targets at ``make bench-scale``'s largest size: against a bare worker and its smallest size."""
+    sizes = sorted(fig["sizes"].items(), key=lambda kv: int(kv[0]))
+    if not sizes:
+        return []
+    (small_n, small), (big_n, big) = sizes[0], sizes[-1]
+    out = []
+    x = big["rss_total_mb"] / big["bare_rss_total_mb"]
+    ok, miss = _at_most(x, TARGET_RSS_X, "x")
+    out.append(Target(f"worker RSS with {int(big_n):,} runs in flight ÷ a bare worker's after as many tasks "
+                      f"({big['tasks']:,})",
+                      f"{x:.2f}x ({big['rss_total_mb']:.0f} vs {big['bare_rss_total_mb']:.0f} MB)",
+                      f"≤ {TARGET_RSS_X}x", ok, miss))  # fmt: skip
+    if big_n != small_n:
+        growth = big["rss_total_mb"] / small["rss_total_mb"] - 1
+        ok, miss = _at_most(100 * growth, 100 * TARGET_FLAT, " points", ".1f")
+        out.append(Target(f"worker RSS at {int(big_n):,} runs in flight against {int(small_n):,}",
+                          f"{100 * growth:+.1f} % ({big['rss_total_mb']:.0f} vs {small['rss_total_mb']:.0f} MB)",
+                          f"≤ +{100 * TARGET_FLAT:.0f} %", ok, miss))  # fmt: skip
+    kb = big["redis_kb_per_run"]
+    ok, miss = _at_most(kb, TARGET_REDIS_KB, " KB", ".1f")
+    out.append(Target(f"Redis memory per waiting run at {int(big_n):,} (Redis defaults)", f"{kb:.2f} KB",
+                      f"≤ {TARGET_REDIS_KB:.0f} KB", ok, miss))  # fmt: skip
+    return out
 
 
 def targets(results: dict[str, Any]) -> list[Target]:
@@ -108,8 +149,11 @@ def targets(results: dict[str, Any]) -> list[Target]:
     else:
         out.append(Target("worker RSS in flight ÷ bare", "-", f"≤ {TARGET_RSS_X}x", None))
         out.append(Target("Redis memory per waiting run", "-", f"≤ {TARGET_REDIS_KB:.0f} KB", None))
-    out.append(Target("worker RSS at 100,000 runs in flight within 10 % of the RSS at 10,000", "-", "≤ +10 %", None,
-                      ))
+    if sc := results.get("scale"):
+        out += [replace(t, figure=f"{t.figure} (`make bench-scale`, {sc['started_at']})") for t in scale_targets(sc)]
+    else:
+        out.append(Target("worker RSS at 100,000 runs in flight within 10 % of the RSS at 10,000 (`make bench-scale`)",
+                          "-", f"≤ +{100 * TARGET_FLAT:.0f} %", None))  # fmt: skip
     if d:
         for j in d["delays"]:
             share = j.share()
@@ -246,7 +290,8 @@ def _inflight(i: dict[str, Any]) -> str:
     lines = [
         "## 2. Runs in flight\n",
         f"{i['runs']:,} v1 runs enqueued with `start_activation` in a loop, one worker (`--concurrency="
-        f"{i['concurrency']}`). The simulator runs at speed {i['speed']:g} (AEP 100 times slower), so the shipped "
+        f"{i['concurrency']}`). The simulator runs at speed {i['speed']:g} (AEP {1 / i['speed']:,.0f} times "
+        "slower), so the shipped "
         f"schedule's first re-poll of a segment job comes {i['first_repoll_s']:.0f} s (less up to 20 % jitter) "
         "after its first look, later than the measurement: every run has had its create step and first poll "
         "and waits in the carriers set. Measured once every run waits and the broker queue is empty.\n",
