@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tests.benchkit.fixture import AUDIENCES, PER_DATAFLOW
+
 # Issue 13, "Done when".
 TARGET_RATIO = 0.6
 TARGET_CPU_X = 1.6
@@ -231,7 +233,9 @@ def _overhead(o: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
         f"…) after {sizes.warmup} warm-up chains each. Both workers: `celery worker --pool=prefork "
         f"--concurrency={sizes.concurrency} --loglevel=INFO --without-mingle --without-gossip` with "
         "`tasks.celery.celery_config`. Ours: the v1 request (segment job, export job, ad-hoc run) on a distinct "
-        f"audience per run, simulator at speed {meta['overhead_speed']:g} (every poll finds its job done), polls "
+        f"audience per run ({AUDIENCES} audiences, {PER_DATAFLOW} to a destination dataflow: the most AEP advises, "
+        "and the preflight reads the run's dataflow), simulator at speed "
+        f"{meta['overhead_speed']:g} (every poll finds its job done), polls "
         "at the shipped defaults scaled by that speed and the watchdog at its shipped tick (no run waits). "
         f"Bare: {bare.tasks_per_chain} no-op tasks "
         "(`tests/benchkit/noop.py`) declared like our steps (`acks_late=False`, `ignore_result=True`), the last "
