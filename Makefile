@@ -33,7 +33,7 @@ bench: $(INSTALLED)
 bench-quick: $(INSTALLED)
 	$(PY) -m tests.bench --quick
 
-# 10,000 then 100,000 runs in flight, about an hour on 2 cores: writes BENCHMARKS-scale.md (make bench quotes it).
+# 10,000 then 100,000 runs in flight, about half an hour on 2 cores: writes BENCHMARKS-scale.md (make bench quotes it).
 bench-scale: $(INSTALLED)
 	$(PY) -m tests.bench_scale
 

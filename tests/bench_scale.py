@@ -3,7 +3,7 @@
 ``make bench`` measures 10,000 waiting runs; this measures the same stage (``bench_inflight`` of
 ``tests/bench.py``: one worker, ``--concurrency=2``, a private ``redis-server``) at 10,000 and then at
 100,000 runs in flight in one run, each followed by a bare Celery worker's RSS after as many tasks, so
-the report can say whether memory stays flat as runs pile up. About an hour on 2 cores: run it in the
+the report can say whether memory stays flat as runs pile up. About half an hour on 2 cores: run it in the
 background. It writes its own file, with its date; ``make bench`` never touches it and quotes its
 figures (with that date) in its own target table.
 """
