@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,11 +22,13 @@ from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from aep_activator.aep.coordination.runs import RunRecord
 from aep_activator.aep.pipeline.request import ActivationRequest
 from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.config.settings import mask_url_password
 from aep_activator.devstack.embedded_redis import provision
 from aep_activator.devstack.stack import REPO_ROOT, Stack
 
@@ -108,6 +111,14 @@ def _start_flower(stack: Stack) -> tuple[subprocess.Popen[bytes] | None, str, st
     return proc, f"http://127.0.0.1:{port}", creds
 
 
+def _cli_env(stack: Stack) -> str:
+    """The variables that point the CLI at the demo's runs (its Redis, key prefix and queue), as a shell
+    prefix; a Redis password is not printed: the line then names ``$REDIS_URL`` for the user to fill in."""
+    url = stack.redis_url
+    shown = "$REDIS_URL" if mask_url_password(url) != url else shlex.quote(url)
+    return f"REDIS_URL={shown} AEP_KEY_PREFIX={shlex.quote(stack.prefix)} AEP_QUEUE={shlex.quote(stack.queue)}"
+
+
 def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: str | None = None) -> int:
     started = time.monotonic()
     request = json.loads(Path(request_file or EXAMPLE).read_text(encoding="utf-8"))
@@ -158,6 +169,8 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
             console.print("[red]the run did not finish within 120 s[/red]; worker log tail:")
             console.print(stack.worker_log()[-3000:], markup=False)
         if keep_running:
+            command = f"{_cli_env(stack)} aep-activator status {run_id}"
+            console.print(f"[bold]other shell[/bold]  {escape(command)}", soft_wrap=True)
             console.print("stack left running; press Ctrl-C to stop it")
             # A SIGTERM (a closed terminal, timeout, systemd) stops it too, through the same clean-up.
             signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -110,6 +111,14 @@ def test_demo_keep_running_stops_everything_it_started_on_sigterm_as_on_ctrl_c(r
         raise AssertionError("".join(lines)[-3000:])
     started = _descendants(proc.pid)
     assert started, "the demo started no process"
+    # The line it prints for another shell reaches the demo's run (its prefix and queue, not the defaults).
+    shown = next(line for line in lines if line.startswith("other shell"))
+    command = shlex.split(shown.removeprefix("other shell"))
+    assigned = dict(word.split("=", 1) for word in command if "=" in word)
+    assert set(assigned) == {"REDIS_URL", "AEP_KEY_PREFIX", "AEP_QUEUE"}, shown
+    argv = [os.path.join(os.path.dirname(sys.executable), command[3]), *command[4:]]
+    status = subprocess.run(argv, env={**os.environ, **assigned}, capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and "succeeded" in status.stdout, (shown, status.stdout, status.stderr)
     proc.send_signal(signal.SIGTERM)
     rest = proc.communicate(timeout=90)[0]
     assert proc.returncode == 0, "".join(lines)[-2000:] + rest

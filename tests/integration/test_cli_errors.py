@@ -142,6 +142,27 @@ def test_run_prints_the_id_alone_when_captured_and_an_existing_key_shows_the_rea
     assert "queued" not in again.stderr
 
 
+def test_an_existing_key_of_a_failed_run_says_how_to_resume_it(make_stack):
+    stack = make_stack()
+    stack.wait_worker_ready(stack.start_worker())
+    env = stack.env()
+    # An audience not mapped to the dataflow: the preflight fails the run at once, spending nothing.
+    args = ("run", "--idempotency-key", "k-failed", "--version", "2", "--no-segment-job",
+            "-d", "b0780cb5-2bb7-4409-bf2c-c625ca818588=3a1b2c3d-4e5f-6789-abcd-ef0123456789")  # fmt: skip
+    first = aep(env, *args)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.strip()
+    deadline = time.monotonic() + 60
+    while (status := aep(env, "status", run_id)).returncode == 7:  # still open
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(0.5)
+    assert status.returncode == 5, status.stdout  # failed
+    again = aep(env, *args)
+    assert again.returncode == 0 and again.stdout.strip() == run_id, again.stderr
+    assert "already exists for this idempotency key: failed" in again.stderr
+    assert f"to restart it from the step that failed: aep-activator resume {run_id}" in again.stderr
+
+
 def test_on_quota_fail_names_the_reset_in_utc_with_a_countdown_and_exits_4(make_stack):
     env = {**make_stack().env(), "QUOTA_SEGMENT_JOBS_PER_DAY": "1"}
     assert aep(env, "run", "--on-quota", "fail", EXAMPLE).returncode == 0

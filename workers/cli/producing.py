@@ -117,6 +117,8 @@ def run(request_file: str | None, as_json: bool, **flags: Any) -> None:
         state = f"{record.status} at {record.step}" if record else "unknown"
         out.print(f"run [bold]{run_id}[/bold] already exists for this idempotency key: {state}; nothing started",
                   soft_wrap=True)  # fmt: skip
+        if record is not None and record.status == "failed":
+            out.print(f"to restart it from the step that failed: aep-activator resume {run_id}", soft_wrap=True)
     else:
         out.print(f"run [bold]{run_id}[/bold] {created.verdict}: {' → '.join(step_names(req))}")
     if created.admission:
