@@ -144,6 +144,7 @@ class QuotaLedger:
         self.edge_s = edge_s
         self._spend = load_script(client, "quota_spend")
         self._refund = load_script(client, "quota_refund")
+        self._turn = load_script(client, "quota_turn")
 
     def buckets(self, specs: Sequence[QuotaSpec], now: float) -> list[Bucket]:
         """Every bucket a POST at ``now`` counts against: each spec's window, and its neighbour when
@@ -173,22 +174,9 @@ class QuotaLedger:
     def in_turn(self, holder: str, buckets: Sequence[Bucket]) -> bool:
         """Whether ``holder`` could spend now, read without writing (the spend script decides; this only
         lets a run out of turn wait without first taking locks that the run whose turn it is needs)."""
-        pipe = self._r.pipeline(transaction=False)
-        for b in buckets:
-            pipe.sismember(b.key, holder)
-            pipe.scard(b.key)
-            pipe.zscore(b.line, holder) if b.line else pipe.echo("")
-        answers = pipe.execute()
-        for i, b in enumerate(buckets):
-            member, used, score = answers[3 * i: 3 * i + 3]
-            if member:
-                continue
-            ahead = 0
-            if b.line and score is not None:
-                ahead = int(self._r.zcount(b.line, "-inf", f"({score}"))
-            if int(used) + ahead + 1 > b.spec.limit:
-                return False
-        return True
+        _check_holder(holder)
+        flat = [x for b in buckets for x in (b.key, b.spec.limit, b.line or "")]
+        return int(str(self._turn(args=[holder, *flat]))) == 1  # one round trip (quota_turn.lua)
 
     def _result(self, answer: list[object], buckets: Sequence[Bucket]) -> SpendResult:
         verdict = as_text(answer[0])
