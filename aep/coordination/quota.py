@@ -175,7 +175,7 @@ class QuotaLedger:
         """Whether ``holder`` could spend now, read without writing (the spend script decides; this only
         lets a run out of turn wait without first taking locks that the run whose turn it is needs)."""
         _check_holder(holder)
-        flat = [x for b in buckets for x in (b.key, b.spec.limit, b.line or "")]
+        flat = [x for b in buckets for x in b.script_args()]
         return int(str(self._turn(args=[holder, *flat]))) == 1  # one round trip (quota_turn.lua)
 
     def _result(self, answer: list[object], buckets: Sequence[Bucket]) -> SpendResult:

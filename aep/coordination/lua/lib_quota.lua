@@ -27,12 +27,10 @@ local function ahead_in_line(line, holder)
   return redis.call('ZCOUNT', line, '-inf', '(' .. score)
 end
 
--- Returns {'ok'}, {'quota', i, used} (bucket i is full; nothing written), {'line', i, used, ahead}
--- (there is room, but for the holders ahead in line only) or {'skew', i}.
-local function quota_spend(buckets, holder, now, edge)
-  for i, b in ipairs(buckets) do
-    if now < b[3] - edge or now >= b[4] + edge then return {'skew', i} end
-  end
+-- The first bucket that `holder` may not spend now, read without writing: {'quota', i, used} (bucket i is
+-- full), {'line', i, used, ahead} (there is room, but for the holders ahead in line only), or nil. A
+-- holder that already spent in a bucket needs nothing more of it.
+local function quota_refusal(buckets, holder)
   for i, b in ipairs(buckets) do
     if redis.call('SISMEMBER', b[1], holder) == 0 then
       local used = redis.call('SCARD', b[1])
@@ -41,6 +39,16 @@ local function quota_spend(buckets, holder, now, edge)
       if used + ahead + 1 > b[2] then return {'line', i, used, ahead} end
     end
   end
+  return nil
+end
+
+-- Returns {'ok'}, a refusal of quota_refusal (nothing written) or {'skew', i}.
+local function quota_spend(buckets, holder, now, edge)
+  for i, b in ipairs(buckets) do
+    if now < b[3] - edge or now >= b[4] + edge then return {'skew', i} end
+  end
+  local refused = quota_refusal(buckets, holder)
+  if refused then return refused end
   for _, b in ipairs(buckets) do
     if b[5] ~= nil and b[5] ~= '' then redis.call('ZREM', b[5], holder) end
     -- Keep both sets until one window after theirs ends (relative to `now`, never <= 0).
