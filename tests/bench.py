@@ -102,7 +102,7 @@ class Sizes:
 
 
 FULL = Sizes("full", chains=120, reps=3, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
-             detect_warmup=10, detect_runs=40, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
+             detect_warmup=10, detect_runs=80, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
 QUICK = Sizes("quick", chains=20, reps=3, warmup=3, concurrency=2, counted_chains=5, inflight=200,
               detect_warmup=8, detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
 
