@@ -57,7 +57,7 @@ def render(results: dict[int, dict[str, Any]], meta: dict[str, Any]) -> str:
     out += [t.row() for t in scale_targets(fig)]
     out.append("")
     for n, r in results.items():
-        out.append(_inflight(r).replace("## 2. Runs in flight", f"## {n:,} runs in flight", 1))
+        out.append(_inflight(r, title=f"{n:,} runs in flight"))
     out.append(SCALE_FIGURES + json.dumps(fig, sort_keys=True) + " -->")
     return "\n".join(out).rstrip() + "\n"
 

@@ -288,11 +288,11 @@ def _overhead(o: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _inflight(i: dict[str, Any]) -> str:
+def _inflight(i: dict[str, Any], title: str = "2. Runs in flight") -> str:
     held, bare = i["held"], i["bare"]
     runs = i["runs"] + 1  # and the warm-up run
     lines = [
-        "## 2. Runs in flight\n",
+        f"## {title}\n",
         f"{i['runs']:,} v1 runs enqueued with `start_activation` in a loop, one worker (`--concurrency="
         f"{i['concurrency']}`). The simulator runs at speed {i['speed']:g} (AEP {1 / i['speed']:,.0f} times "
         "slower), so the shipped "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.bench_scale import figures, render
-from tests.benchkit.report import read_scale_figures, scale_targets, targets
+from tests.benchkit.report import SCALE_FIGURES, read_scale_figures, scale_targets, targets
 
 
 def inflight(runs: int, rss: float, bare: float, redis_mb: float) -> dict[str, object]:
@@ -34,11 +34,12 @@ def test_make_bench_reads_back_the_figures_with_their_date(tmp_path: Path) -> No
     assert read_scale_figures(tmp_path / "absent.md") is None
     fig = figures({10: inflight(10, 200, 200, 0.04)}, "2026-12-01 19:00 UTC")
     path = tmp_path / "scale.md"
-    path.write_text("# Benchmarks at scale\n\n<!-- bench-scale figures: " + json.dumps(fig) + " -->\n")
+    path.write_text("# Benchmarks at scale\n\n" + SCALE_FIGURES + json.dumps(fig) + " -->\n")
     assert read_scale_figures(path) == fig
     rows = [t for t in targets({"scale": fig}) if "bench-scale" in t.figure]
     assert rows and all("2026-12-01 19:00 UTC" in t.figure and t.met is not None for t in rows)
-    assert not [t for t in targets({}) if "bench-scale" in t.figure and t.met is not None]
+    (absent,) = [t for t in targets({}) if "bench-scale" in t.figure]  # never ran here: one row, not measured
+    assert absent.met is None and absent.measured == "-"
 
 
 def test_render_carries_the_line_it_is_read_back_from(tmp_path: Path) -> None:
