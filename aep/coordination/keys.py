@@ -6,8 +6,9 @@ Key layout (relative to the prefix)::
     ledger:version                    STRING  layout version of the run ledger (runs.LAYOUT)
     run:{run_id}                      HASH    the run record (fields: runs.py)
     run:{run_id}:timeline             LIST    recent events, JSON, oldest first, trimmed to TIMELINE_MAX
-    run:{run_id}:pinned               LIST    events never trimmed (created, adopted, first error,
-                                              recoveries, the end), JSON, oldest first
+    run:{run_id}:pinned               LIST    pinned events (created, adopted, first error, recoveries,
+                                              the end) the timeline trimmed, JSON, oldest first;
+                                              absent until the timeline drops one
     runs                              ZSET    run id -> created_at (epoch s); trimmed to RUN_RECORD_TTL_S
     idem:{key}                        STRING  run id of an idempotency key
     status:{status}                   ZSET    run id -> created_at (open statuses) or the time it ended

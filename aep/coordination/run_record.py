@@ -181,6 +181,11 @@ def merge_timeline(pinned: list[str], recent: list[str]) -> list[dict[str, Any]]
     """Pinned and recent events as one list, oldest first, each once.
 
     A pinned event missing from the recent list was trimmed from its head, so it is older than all of it.
+    (Layout 2 before lazy pinning also copied each pinned event into the pinned list when it was written:
+    such a copy is still in ``recent`` until trimmed, and is shown once.)
     """
     kept = set(recent)
-    return [json.loads(text) for text in [*(p for p in pinned if p not in kept), *recent]]
+    events = [json.loads(text) for text in [*(p for p in pinned if p not in kept), *recent]]
+    for event in events:
+        event.pop("pin", None)  # the ledger's own mark (lib_run.lua append_event), not part of the event
+    return events

@@ -22,7 +22,8 @@ Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout
     gen                 generation: resume with a new POST bumps it (quota holder ``{id}#{gen}``)
     carrier             due | woken | running          lease, lease_until   the holding execution
     attempt, errors     executions of the current step; consecutive transient errors in it
-    request             the ActivationRequest (JSON)   started_by, idempotency_key, created_at, updated_at
+    request             the ActivationRequest (JSON)   started_by, created_at, updated_at
+    idempotency_key     the producer's key (absent when it gave none)
     intent:{step}       epoch s an unresolved POST was sent at (deleted once its outcome is known)
     spent:{step}        JSON {holder, keys}: the quota slots that POST spent
     segment_job_id, export_job_id, flow_runs (JSON), aep_status, blocker
@@ -30,7 +31,7 @@ Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout
     failure_kind, failure_step, error                    why a failed run failed (FailureKind)
     cancel_requested    who began a cancel             recoveries   watchdog re-publications
     step_since          epoch s the run reached its current step (the step-duration metric)
-    last_event          the coalescing key of the newest timeline event
+    last_event          the coalescing key of the newest timeline event (absent when it has none)
 
 Times written by the scripts come from Redis ``TIME`` (one clock for every host); tests inject a
 clock, passed to every script through ARGV.
@@ -105,6 +106,7 @@ class RunLedger:
         self._unintent = load_script(client, "run_unintent")
         self._cancel = load_script(client, "run_cancel")
         self._resume = load_script(client, "run_resume")
+        self._note = load_script(client, "run_note")
 
     def _now(self) -> str:
         return "" if self._clock is None else repr(self._clock())
@@ -133,8 +135,9 @@ class RunLedger:
             "request": json.dumps(request, separators=(",", ":")),
             "started_by": started_by,
             "step": first_step,
-            "idempotency_key": idempotency_key or "",
         }
+        if idempotency_key:
+            fields["idempotency_key"] = idempotency_key
         event = {"step": "queued", "event": "created", "detail": f"by {started_by}"}
         admission = {"holder": run_id, "priority": priority, "refuse_unless_now": refuse_unless_now,
                      "lines": list(lines)}  # fmt: skip
@@ -242,12 +245,7 @@ class RunLedger:
         """Append an event to a run's timeline outside any execution (e.g. a cancel's aftermath)."""
         entry = json.dumps({"t": self._r.time()[0] if self._clock is None else self._clock(), "step": event.step,
                             "event": event.event, "detail": event.detail})  # fmt: skip
-        pipe = self._r.pipeline(transaction=True)
-        pipe.rpush(self.keys.timeline(run_id), entry)
-        pipe.ltrim(self.keys.timeline(run_id), -TIMELINE_MAX, -1)
-        if event.pin:
-            pipe.rpush(self.keys.pinned(run_id), entry)
-        pipe.execute()
+        self._note(keys=[self.keys.timeline(run_id), self.keys.pinned(run_id)], args=[entry, "1" if event.pin else "0"])
 
     # --- operator actions ---------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ injected into every script through ARGV.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -217,7 +218,44 @@ def test_pinned_events_outlive_the_trimmed_timeline(world: World) -> None:
         seq = world.ledger.leave("r1", f"t{i}", Change(events=events, next=Next("s1", same_step=True))).seq
     timeline = (world.ledger.get("r1") or pytest.fail("no run")).timeline
     assert [e["event"] for e in timeline][:2] == ["created", "adopted"]
+    assert all("pin" not in e for e in timeline)
     assert world.client.llen(world.keys.timeline("r1")) == TIMELINE_MAX
+    pinned = [json.loads(x)["event"] for x in world.client.lrange(world.keys.pinned("r1"), 0, -1)]
+    assert pinned == ["created", "adopted"]  # the two the trim dropped, each once
+    assert world.client.ttl(world.keys.pinned("r1")) > 3000
+
+
+def test_a_run_whose_timeline_never_overflowed_has_no_pinned_list(world: World) -> None:
+    new_run(world)
+    assert enter(world) == "ok"
+    world.ledger.leave("r1", "tok", Change(events=[Event("s1", "adopted", "job 1", pin=True)], next=Next("s2")))
+    assert not world.client.exists(world.keys.pinned("r1"))
+    timeline = (world.ledger.get("r1") or pytest.fail("no run")).timeline
+    assert [e["event"] for e in timeline] == ["created", "started", "adopted"]
+    assert all("pin" not in e for e in timeline)
+
+
+def test_a_note_that_trims_the_timeline_keeps_its_pinned_events(world: World) -> None:
+    new_run(world)
+    world.ledger.note("r1", Event("s1", "cancel-failed", "first", pin=True))
+    for i in range(TIMELINE_MAX):
+        world.ledger.note("r1", Event("s1", "checked", str(i)))
+    assert world.client.llen(world.keys.timeline("r1")) == TIMELINE_MAX
+    timeline = (world.ledger.get("r1") or pytest.fail("no run")).timeline
+    assert [e["event"] for e in timeline][:3] == ["created", "cancel-failed", "checked"]
+    assert len(timeline) == TIMELINE_MAX + 2
+    assert world.client.ttl(world.keys.pinned("r1")) > 3000
+
+
+def test_a_repeated_pinned_event_keeps_its_first_occurrence_once(world: World) -> None:
+    new_run(world)
+    seq = 1
+    for i in range(TIMELINE_MAX + 5):
+        assert enter(world, seq=seq, token=f"t{i}") == "ok"
+        ev = Event("s1", "outcome-unknown", f"try {i}", pin=True, key="unknown") if i < 3 else Event("s1", "x", str(i))
+        seq = world.ledger.leave("r1", f"t{i}", Change(events=[ev], next=Next("s1", same_step=True))).seq
+    pinned = [json.loads(x) for x in world.client.lrange(world.keys.pinned("r1"), 0, -1)]
+    assert [(e["event"], e["detail"]) for e in pinned] == [("outcome-unknown", "try 0"), ("created", "by t")]
 
 
 def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
@@ -229,7 +267,7 @@ def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
 
 
 def test_an_open_run_keeps_at_least_90_percent_of_its_ttl_and_outlives_its_next_wait(world: World) -> None:
-    keys = [world.keys.run("r1"), world.keys.timeline("r1"), world.keys.pinned("r1")]
+    keys = [world.keys.run("r1"), world.keys.timeline("r1")]  # no pinned list: nothing pinned was trimmed
 
     def ttls() -> list[int]:
         return [int(world.client.ttl(k)) for k in keys]

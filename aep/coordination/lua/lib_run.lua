@@ -1,8 +1,8 @@
 -- lib_run.lua: helpers shared by the run-ledger scripts (included; see aep/coordination/runs.py).
 --
 -- Run record: HASH {prefix}run:{run_id}; timeline LIST {prefix}run:{run_id}:timeline (trimmed);
--- pinned LIST {prefix}run:{run_id}:pinned (never trimmed). Events are JSON objects
--- {t, step, event, detail[, n][, actor]}.
+-- pinned LIST {prefix}run:{run_id}:pinned (never trimmed: the pinned events the timeline dropped).
+-- Events are JSON objects {t, step, event, detail[, n][, actor][, pin]}.
 --#const RUN_CONSTS
 
 local function is_terminal(status)
@@ -11,23 +11,43 @@ end
 
 -- Append an event to the lists alone: `last` is the record's last_event. Returns nil when the event
 -- replaced the previous one (last_event stays), else the value last_event takes, and whether this
--- created the timeline or the pinned list (a list without a TTL yet). TIMELINE_MAX is kept by LTRIM
--- only once the list outgrew it.
+-- created the timeline or the pinned list (a list without a TTL yet).
+-- A pinned event is stored with `pin = true` in the timeline only; it moves to the pinned list when the
+-- timeline outgrows TIMELINE_MAX and would drop it (or a repeat replaces it), so most runs never have a
+-- pinned list at all. A pinned list this creates takes the timeline's TTL at once, whoever the caller.
+local function pin_aside(timeline, pinned, text)
+  local ok, e = pcall(cjson.decode, text)
+  if not (ok and type(e) == 'table' and e['pin'] == true) then return false end
+  if redis.call('RPUSH', pinned, text) ~= 1 then return false end
+  local ttl = redis.call('PTTL', timeline)
+  if ttl > 0 then redis.call('PEXPIRE', pinned, ttl) end
+  return true
+end
+
 local function append_event(timeline, pinned, ev, key, pin, last)
+  if pin then ev['pin'] = true end
+  local created = false
   if key ~= nil and key ~= '' and last == key then
     local prev = redis.call('LINDEX', timeline, -1)
     if prev then
       local p = cjson.decode(prev)
       ev['n'] = (p['n'] or 1) + 1
+      ev['pin'] = nil  -- a repeat is not pinned; the pinned first of the row moves aside, once
+      if p['n'] == nil then created = pin_aside(timeline, pinned, prev) end
       redis.call('LSET', timeline, -1, cjson.encode(ev))
-      return nil, false
+      return nil, created
     end
   end
   local text = cjson.encode(ev)
   local length = redis.call('RPUSH', timeline, text)
-  if length > TIMELINE_MAX then redis.call('LTRIM', timeline, -TIMELINE_MAX, -1) end
-  local created = length == 1
-  if pin and redis.call('RPUSH', pinned, text) == 1 then created = true end
+  created = length == 1
+  if length > TIMELINE_MAX then
+    local dropped = redis.call('LRANGE', timeline, 0, length - TIMELINE_MAX - 1)
+    redis.call('LTRIM', timeline, -TIMELINE_MAX, -1)
+    for _, old in ipairs(dropped) do
+      if pin_aside(timeline, pinned, old) then created = true end
+    end
+  end
   return key or '', created
 end
 
@@ -37,7 +57,11 @@ local function add_event(run_key, timeline, pinned, ev, key, pin)
   local last = false
   if key ~= nil and key ~= '' then last = redis.call('HGET', run_key, 'last_event') end
   local written = append_event(timeline, pinned, ev, key, pin, last)
-  if written ~= nil then redis.call('HSET', run_key, 'last_event', written) end
+  if written == '' then
+    redis.call('HDEL', run_key, 'last_event')  -- no coalescing key: the field is absent, not empty
+  elseif written ~= nil then
+    redis.call('HSET', run_key, 'last_event', written)
+  end
 end
 
 local function keep(ttl_s, ...)

@@ -90,8 +90,8 @@ if adm['refuse_unless_now'] and forecast['verdict'] ~= 'now' then
   return {'refused', ARGV[1], 'queued', '', 0, 0, cjson.encode(forecast)}
 end
 
--- The record is written by one HSET: its fields, then the lines it joined and its created event's
--- last_event (later fields win, as separate writes in that order would).
+-- The record is written by one HSET: its fields, then the lines it joined (later fields win, as
+-- separate writes in that order would). Fields that would be empty are left out.
 local fields = cjson.decode(ARGV[2])
 local flat = {}
 for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
@@ -104,13 +104,12 @@ end
 if #lines > 0 then flat[#flat + 1] = 'lines'; flat[#flat + 1] = cjson.encode(lines) end
 local ev = cjson.decode(ARGV[3])
 ev['t'] = now
-flat[#flat + 1] = 'last_event'
-flat[#flat + 1] = append_event(KEYS[3], KEYS[4], ev, '', true, false)
+append_event(KEYS[3], KEYS[4], ev, '', true, false)  -- no coalescing key: no last_event field
 redis.call('HSET', KEYS[2], 'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0, 'attempt', 0, 'errors', 0,
   'carrier', 'woken', 'created_at', now, 'updated_at', now, 'step_since', now, unpack(flat))
 redis.call('ZADD', KEYS[5], now, ARGV[1])
 index_status(ARGV[8], ARGV[1], KEYS[2], nil, 'queued', now, ttl, fields['created_at'] or now)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
-keep(ttl, KEYS[2], KEYS[3], KEYS[4])
+keep(ttl, KEYS[2], KEYS[3])  -- the pinned list (KEYS[4]) is written only once the timeline drops a pinned event
 if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl) end
 return {'created', ARGV[1], 'queued', fields['step'], 1, 0, cjson.encode(forecast)}

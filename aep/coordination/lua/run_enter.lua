@@ -41,10 +41,11 @@ if h['status'] == 'queued' then
   texts['status'] = 'running'
 end
 if h['attempt'] == '0' and h['errors'] == '0' then
-  local last = append_event(KEYS[3], KEYS[4], {t = now, step = ARGV[1], event = 'started', detail = ''}, '', false,
-    false)
-  wrote[#wrote + 1] = 'last_event'; wrote[#wrote + 1] = last
-  texts['last_event'] = last
+  append_event(KEYS[3], KEYS[4], {t = now, step = ARGV[1], event = 'started', detail = ''}, '', false, false)
+  if h['last_event'] and h['last_event'] ~= '' then  -- the event has no coalescing key (absent stays absent)
+    wrote[#wrote + 1] = 'last_event'; wrote[#wrote + 1] = ''
+    texts['last_event'] = ''
+  end
 end
 redis.call('HSET', KEYS[1], unpack(wrote))
 if h['status'] == 'queued' then

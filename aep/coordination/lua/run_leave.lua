@@ -78,7 +78,9 @@ local new_list = false
 for _, e in ipairs(c['events'] or {}) do
   local written, created = append_event(KEYS[2], KEYS[3],
     {t = now, step = e['step'], event = e['event'], detail = e['detail']}, e['key'], e['pin'], field('last_event'))
-  if written ~= nil then put('last_event', written) end
+  if written ~= nil and (written ~= '' or field('last_event')) then
+    put('last_event', written ~= '' and written or false)  -- no coalescing key: the field is deleted
+  end
   if created then new_list = true end
 end
 
