@@ -192,6 +192,7 @@ def standby_notice(settings: Settings, ttl_ms: int, now: float) -> str | None:
             "it); this one takes over when that beat stops or dies")  # fmt: skip
 
 
-def run_beat(app: Celery, *, loglevel: str = "info") -> None:
-    """Run beat in this process with the app's configuration (see :func:`beat_config`); blocks."""
-    app.Beat(loglevel=loglevel, scheduler=SCHEDULER, max_interval=app.conf.beat_max_loop_interval).run()
+def run_beat(app: Celery, *, loglevel: str = "info", quiet: bool = False) -> None:
+    """Run beat in this process with the app's configuration (see :func:`beat_config`); blocks.
+    ``quiet``: no banner (LOG_FORMAT=json, where every line is a JSON object)."""
+    app.Beat(loglevel=loglevel, scheduler=SCHEDULER, max_interval=app.conf.beat_max_loop_interval, quiet=quiet).run()

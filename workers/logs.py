@@ -46,6 +46,37 @@ def use_json(handlers: list[logging.Handler]) -> None:
             handler.addFilter(StepFields())
 
 
+def json_notice(message: str, level: int = logging.INFO, stream: Any = None) -> None:
+    """One JSON line, shaped like every other (``time``, ``level``, ``logger``, ``message``), for what a
+    service says before Celery's logging is set up (start-up checks, beat's schedule summary)."""
+    record = logging.LogRecord("aep_activator.startup", level, __file__, 0, message, None, None)
+    print(json_formatter().format(record), file=stream or sys.stderr, flush=True)
+
+
+def json_worker_start(**kwargs: Any) -> None:
+    """``celeryd_init``, before Celery sets up logging: with LOG_FORMAT=json the worker prints no banner (a
+    block of text that no JSON reader can parse; what it says is in the worker's log records and in
+    ``celery inspect``), and Python warnings (Celery's about running as root comes next) are JSON lines."""
+    from aep_activator.tasks.runtime import current_settings
+
+    try:
+        fmt = current_settings().log_format
+    except Exception:  # bad settings are reported by the worker's own start-up
+        return
+    instance = kwargs.get("instance")
+    if fmt != "json":
+        return
+    if instance is not None and hasattr(instance, "quiet"):
+        instance.quiet = True
+    logging.captureWarnings(True)
+    warnings_log = logging.getLogger("py.warnings")
+    if not warnings_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        use_json([handler])
+        warnings_log.addHandler(handler)
+        warnings_log.propagate = False
+
+
 def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     """For a process that sets up its own logging (the API): one stderr handler on the root logger."""
     root = logging.getLogger()
@@ -72,3 +103,4 @@ def celery_logging(**kwargs: Any) -> None:
     logger = kwargs.get("logger")
     if fmt == "json" and isinstance(logger, logging.Logger):
         use_json(list(logger.handlers))
+        logging.captureWarnings(True)  # a warning (e.g. Celery's about running as root) is a JSON line too

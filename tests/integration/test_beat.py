@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,3 +158,20 @@ def test_a_second_beat_waits_for_the_lock_and_takes_over_after_the_first_is_kill
         stop(first)
         if second is not None:
             stop(second)
+
+
+def test_with_json_logs_every_line_beat_prints_is_a_json_object(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    (tmp_path / "schedules.toml").write_text(SCHEDULE)
+    env = {**os.environ, "REDIS_URL": redis_url, "AEP_KEY_PREFIX": key_prefix, "LOG_FORMAT": "json",
+           "AEP_SCHEDULES_FILE": str(tmp_path / "schedules.toml"), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    proc, log = start_beat(tmp_path, "json", env)
+    try:
+        wait_for(log, "beat: Acquired lock", proc, timeout_s=20)
+    finally:
+        stop(proc)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in lines]  # no banner, no rich text: each line parses
+    assert all({"time", "level", "logger", "message"} <= set(p) for p in parsed)
+    assert any(re.fullmatch(r"beat: \d+ of \d+ schedules? enabled \(cron in UTC\)", p["message"]) for p in parsed)

@@ -39,6 +39,7 @@ def test_worker_and_api_lines_are_json_and_step_lines_carry_the_run_step_attempt
     assert run.status == "succeeded"
     time.sleep(0.5)
     log = (stack.log_dir / "w1.log").read_text()
+    assert [line for line in log.splitlines() if line.strip() and not line.startswith("{")] == []  # no banner
     lines = json_lines(log)
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     mine = [line for line in lines if line.get("run_id") == run_id]

@@ -8,12 +8,14 @@ Nothing here reads the settings at import: ``aep-activator --help`` works in any
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 from typing import NoReturn
 
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from aep_activator.config.settings import Settings, SettingsError, load_settings
 
@@ -33,6 +35,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
         message = head + " " + "; ".join(i.strip() for i in items if i.strip())
     err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     sys.exit(code)
+
+
+def service_says(s: Settings, markup: str, *, level: int = logging.INFO, stderr: bool = True) -> None:
+    """What a service (worker, beat) says at start-up: rich text, or with LOG_FORMAT=json one JSON line
+    (the markup's plain text) on stderr, like every line it logs after."""
+    if s.log_format == "json":
+        from aep_activator.workers.logs import json_notice
+
+        json_notice(Text.from_markup(markup).plain, level)
+    else:
+        (err_console if stderr else console).print(markup, soft_wrap=True)
 
 
 def settings_or_exit() -> Settings:

@@ -9,10 +9,12 @@ the schedule model when it runs, not when the CLI loads.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -23,6 +25,7 @@ from aep_activator.workers.cli.common import (
     fail,
     ping_redis,
     print_whole,
+    service_says,
     settings_or_exit,
     use_settings,
 )
@@ -44,8 +47,10 @@ def run_self_checks(role: str, *, strict: bool = True) -> None:
     ping_redis()
     problems = check_timeouts(s) + check_redis_policy(runtime().redis) + check_utc() + check_removed_settings()
     for p in problems:
-        level = "[red]refusing:[/red]" if p.fatal and strict else "[yellow]warning:[/yellow]"
-        err_console.print(f"{role} self-check {level} {p.message}", soft_wrap=True)
+        refusing = p.fatal and strict
+        level = "[red]refusing:[/red]" if refusing else "[yellow]warning:[/yellow]"
+        service_says(s, f"{role} self-check {level} {escape(p.message)}",
+                     level=logging.ERROR if refusing else logging.WARNING)  # fmt: skip
     if strict and any(p.fatal for p in problems):
         fail(f"{role} start-up checks failed (pass --no-strict-checks to start anyway)", code=3)
     from aep_activator.tasks.upgrade import LayoutTooNew, check_layout
@@ -135,7 +140,8 @@ def beat(
     run_self_checks("beat", strict=strict_checks)  # also points this process's app at `s`
     app.conf.update(config)
     total = len(parsed.schedule)
-    console.print(f"beat: {len(parsed.enabled)} of {total} schedule{'' if total == 1 else 's'} enabled (cron in UTC)")
+    service_says(s, f"beat: {len(parsed.enabled)} of {total} schedule{'' if total == 1 else 's'} enabled (cron in UTC)",
+                 stderr=False)  # fmt: skip
     import time
 
     from aep_activator.tasks.runtime import runtime
@@ -143,8 +149,8 @@ def beat(
 
     # RedBeat blocks on its lock without a word; say why this beat waits (it takes over when the lock is free).
     if notice := standby_notice(s, int(runtime().redis.pttl(lock_key(s))), time.time()):
-        console.print(notice, soft_wrap=True)
-    run_beat(app, loglevel=loglevel)
+        service_says(s, escape(notice), stderr=False)
+    run_beat(app, loglevel=loglevel, quiet=s.log_format == "json")
 
 
 # --- schedules ---------------------------------------------------------------------------------------
@@ -220,7 +226,7 @@ def _print_warnings(parsed: ScheduleFile[Any], s: Settings) -> None:
 
     for warning in quota_warnings(parsed, quota_limits(s), now=dt.datetime.now(dt.UTC),
                                   default_sandbox=s.aep_sandbox_name):
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        service_says(s, f"[yellow]warning:[/yellow] {escape(warning)}", level=logging.WARNING)
 
 
 # --- api ---------------------------------------------------------------------------------------------
