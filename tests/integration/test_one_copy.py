@@ -74,8 +74,10 @@ def test_the_repo_root_entry_module_holds_nothing_but_the_app_and_its_logging_ho
     assert imported == {
         ("celery.signals", "after_setup_logger"),
         ("celery.signals", "after_setup_task_logger"),
+        ("celery.signals", "celeryd_init"),
         ("aep_activator.tasks.celery", "app"),
         ("aep_activator.workers.logs", "celery_logging"),
+        ("aep_activator.workers.logs", "json_worker_start"),
     }
     defined = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert defined == []
