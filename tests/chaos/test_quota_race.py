@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from aep_activator.aepsim.config import SimulatorConfig
+from aep_activator.config.settings import Settings
 from aep_activator.tasks import runtime, start_activation
 from aep_activator.tasks.producer import quota_usage
 from aep_activator.workers import app
@@ -24,11 +25,20 @@ PRODUCERS = 50
 QUOTA = 20
 
 
-def wait_out_midnight(margin_s: float = 60.0) -> None:
-    """The quota window is the UTC day: do not race the day boundary itself."""
-    left = 86400 - time.time() % 86400
-    if left < margin_s:
-        time.sleep(left + 1)
+def wait_out_midnight(run_s: float = 30.0) -> None:
+    """The quota window is the UTC day: do not race the day boundary itself.
+
+    A POST within ``QUOTA_EDGE_S`` of midnight counts in both days (AEP's clock may put it in either), so
+    runs refused then wait for that edge to pass, not for the next day. Start this test neither within
+    the edge plus its own run time before midnight nor within the edge after it (a CI run at 00:00:04
+    once saw thirty runs waiting until 00:01, as designed, and failed the next-window check).
+    """
+    edge = Settings.model_fields["quota_edge_s"].default
+    into_day = time.time() % 86400
+    if into_day > 86400 - (edge + run_s):
+        time.sleep(86400 - into_day + edge + 1)
+    elif into_day < edge + 1:
+        time.sleep(edge + 1 - into_day)
 
 
 @pytest.mark.timeout(240)
