@@ -1,5 +1,9 @@
 """Runs in flight survive the upgrade from ledger layout 1 (runs carried by Celery messages and a delay
-queue) to layout 2 (every open run has a carrier in the run ledger).
+queue) to layout 2 (every open run has a carrier in the run ledger), and on to layout 3.
+
+Layout 3 differs from layout 2 only in where a record keeps its long fields (a second hash, see
+``aep/coordination/runs.py``); the scripts lift a layout-2 record to layout 3 where they meet one, so
+from a layout-2 ledger :func:`upgrade` only records the new version.
 
 Layout 1 kept, per run: ``status``, ``step`` (the last step started, or ``queued``), ``cursor_step`` (a
 step *index*, aep/pipeline/plan.py ``LAYOUT1_STEPS``), ``intent:{segment_job|export_job|activation}``,
@@ -9,7 +13,8 @@ slots were ``quota:{name}:{scope}:{window}:reserved|committed`` with the segment
 sandbox name.
 
 :func:`upgrade` (run by every worker at start-up, one at a time under a lock, idempotent) rewrites each
-open run so its current step runs next, with its intent, its spent quota and its AEP ids as they were:
+open run (as a layout-2 record, lifted on its first step) so its current step runs next, with its
+intent, its spent quota and its AEP ids as they were:
 a step with an unresolved intent looks before it creates, as always. A layout-1 reservation counts as
 spent (the conservative reading: its POST may have been sent). Old broker messages carry no carrier
 ``seq``, so the fence drops them. Finished runs keep their records, readable as they are.
@@ -24,6 +29,7 @@ from urllib.parse import quote, unquote
 import redis
 
 from aep_activator.aep.coordination.quota import YearlyWindow
+from aep_activator.aep.coordination.run_record import LIFTS_FROM
 from aep_activator.aep.coordination.runs import LAYOUT, OPEN, RunStatus
 from aep_activator.aep.pipeline.plan import LAYOUT1_STEPS
 from aep_activator.aep.pipeline.request import ActivationRequest
@@ -37,7 +43,7 @@ _QUOTA_STEP = {"segment_jobs": "create_segment_job", "adhoc": "run_activation"}
 
 
 def check_layout(rt: Runtime) -> str:
-    """The ledger's layout version ('' before any worker of layout 2 ran); refuse a newer one."""
+    """The ledger's layout version ('' before any worker of layout 2 or later ran); refuse a newer one."""
     version = _text(rt.redis.get(rt.keys.ledger_version))
     if version and version > LAYOUT:
         raise LayoutTooNew(
@@ -48,9 +54,14 @@ def check_layout(rt: Runtime) -> str:
 
 
 def upgrade(rt: Runtime) -> int:
-    """Bring every layout-1 run to layout 2; return how many open runs were given a carrier."""
+    """Bring every layout-1 run to layout 2 (lifted to 3 by the scripts); return how many open runs were
+    given a carrier."""
     r, keys = rt.redis, rt.keys
-    if check_layout(rt) == LAYOUT:
+    version = check_layout(rt)
+    if version == LAYOUT:
+        return 0
+    if version == LIFTS_FROM:
+        r.set(keys.ledger_version, LAYOUT)  # every record is lifted where a script meets it
         return 0
     if not r.set(keys.migration_lock, "1", nx=True, ex=300):
         return 0  # another worker is upgrading; it sets the version when done
@@ -94,7 +105,7 @@ def _upgrade_run(rt: Runtime, run_id: str, waiting_at: str | None) -> bool:
         try:
             pipe.watch(key)  # type: ignore[no-untyped-call]
             raw = {_text(k): _text(v) for k, v in pipe.hgetall(key).items()}
-            if not raw or raw.get("v") == LAYOUT:
+            if not raw or raw.get("v") in (LIFTS_FROM, LAYOUT):
                 pipe.unwatch()
                 return False
             fields, drop = _layout2_fields(rt, run_id, raw, waiting_at)
@@ -123,7 +134,7 @@ def _layout2_fields(
         step = step if step in names else names[0]
     gen = int(raw.get("generation") or 0)
     holder = run_id if not gen else f"{run_id}#{gen}"
-    fields: dict[str, str | int] = {"v": LAYOUT, "step": step, "seq": 1, "gen": gen, "attempt": 0, "carrier": "due",
+    fields: dict[str, str | int] = {"v": LIFTS_FROM, "step": step, "seq": 1, "gen": gen, "attempt": 0, "carrier": "due",
                               "errors": int(raw.get(f"errors:{step}") or 0)}  # fmt: skip
     if raw.get("error") and not raw.get("failure_kind"):
         fields["failure_kind"] = "bug"  # layout 1 kept only the text; resume starts at the failed step

@@ -488,34 +488,40 @@ def compose_redis_setting(name: str) -> int:
 
 
 def hash_encoding(client: redis.Redis, prefix: str, sample: int = 200) -> dict[str, Any]:
-    """Why a run record costs what it does: its encoding, the fields too long for a listpack, and what the
-    same records cost with the ``hash-max-listpack-value`` that docker-compose.yml gives its Redis
-    (DUMP/RESTORE of a sample into scratch keys on the private server; the setting is put back)."""
-    keys = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if k.count(b":") == prefix.count(":") + 1]
-    keys = keys[:sample]
+    """Why a run record costs what it does: the encoding of its two hashes (the record, and its long fields'
+    ``:long`` hash), the fields too long for a listpack, and what the same hashes cost with the
+    ``hash-max-listpack-value`` that docker-compose.yml gives its Redis (DUMP/RESTORE of a sample into
+    scratch keys on the private server; the setting is put back)."""
+    depth = prefix.count(":") + 1
+    records = [k for k in client.scan_iter(match=f"{prefix}run:*", count=1000) if k.count(b":") == depth][:sample]
     limit = int(client.config_get("hash-max-listpack-value")["hash-max-listpack-value"])
-    longest: dict[str, int] = {}
-    encodings: Counter[str] = Counter()
-    before = 0
-    for key in keys:
-        encodings[client.object("encoding", key).decode()] += 1
-        before += client.memory_usage(key, samples=0) or 0
-        for name, value in client.hgetall(key).items():
-            longest[name.decode()] = max(longest.get(name.decode(), 0), len(value))
-    over = {name: n for name, n in sorted(longest.items(), key=lambda kv: -kv[1]) if n > limit}
-    raised = compose_redis_setting("hash-max-listpack-value")
-    after = 0
+    kinds = {"record": records, "long": [k + b":long" for k in records]}
+    out: dict[str, Any] = {"sample": len(records), "limit": limit, "raised": compose_redis_setting(
+        "hash-max-listpack-value"), "encodings": {}, "over": {}, "bytes_before": 0.0, "bytes_after": 0.0}
+    for kind, keys in kinds.items():
+        longest: dict[str, int] = {}
+        encodings: Counter[str] = Counter()
+        for key in keys:
+            if not client.exists(key):
+                continue
+            encodings[client.object("encoding", key).decode()] += 1
+            out["bytes_before"] += (client.memory_usage(key, samples=0) or 0) / max(1, len(records))
+            for name, value in client.hgetall(key).items():
+                longest[name.decode()] = max(longest.get(name.decode(), 0), len(value))
+        out["encodings"][kind] = dict(encodings)
+        out["over"][kind] = {name: n for name, n in sorted(longest.items(), key=lambda kv: -kv[1]) if n > limit}
     try:
-        client.config_set("hash-max-listpack-value", raised)
-        for i, key in enumerate(keys):
+        client.config_set("hash-max-listpack-value", out["raised"])
+        for i, key in enumerate(k for keys in kinds.values() for k in keys):
+            if not client.exists(key):
+                continue
             scratch = f"{prefix}bench:scratch:{i}"
             client.restore(scratch, 0, client.dump(key), replace=True)
-            after += client.memory_usage(scratch, samples=0) or 0
+            out["bytes_after"] += (client.memory_usage(scratch, samples=0) or 0) / max(1, len(records))
             client.delete(scratch)
     finally:
         client.config_set("hash-max-listpack-value", limit)
-    return {"sample": len(keys), "limit": limit, "encodings": dict(encodings), "over": over, "raised": raised,
-            "bytes_before": before / max(1, len(keys)), "bytes_after": after / max(1, len(keys))}  # fmt: skip
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

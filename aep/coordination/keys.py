@@ -5,6 +5,8 @@ Key layout (relative to the prefix)::
 
     ledger:version                    STRING  layout version of the run ledger (runs.LAYOUT)
     run:{run_id}                      HASH    the run record (fields: runs.py)
+    run:{run_id}:long                 HASH    its long fields (request, lines, spent:{step}, flow_runs,
+                                              error: run_record.LONG_FIELDS), so the record stays a listpack
     run:{run_id}:timeline             LIST    recent events, JSON, oldest first, trimmed to TIMELINE_MAX
     run:{run_id}:pinned               LIST    pinned events (created, adopted, first error, recoveries,
                                               the end) the timeline trimmed, JSON, oldest first;
@@ -33,7 +35,8 @@ Key layout (relative to the prefix)::
 
 ``{name}`` and ``{scope}`` are percent-encoded; ids are used verbatim as the last key segment.
 Everything a Lua script touches is passed in KEYS, except the run hashes that ``carriers_pop.lua``
-reads for the members it pops (a standalone or Sentinel Redis; not Redis Cluster).
+reads for the members it pops, and each record's ``:long`` hash, named from the record's key (a
+standalone or Sentinel Redis; not Redis Cluster).
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class Keys:
 
     def run(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}"
+
+    def long(self, run_id: str) -> str:
+        """The run record's long fields; the scripts name it ``run key .. ':long'`` (lib_run.lua long_of)."""
+        return f"{self.run(run_id)}:long"
 
     def timeline(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}:timeline"

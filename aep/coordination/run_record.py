@@ -13,8 +13,18 @@ from typing import Any
 
 from aep_activator.aep.coordination.scripts import define
 
-LAYOUT = "2"
+LAYOUT = "3"
 """The run-record layout these scripts read and write (``ledger:version`` in Redis)."""
+
+LIFTS_FROM = "2"
+"""The older layout the scripts bring up to :data:`LAYOUT` where they meet a record of it (``lift`` in
+``lua/lib_run.lua``): a run in flight across the upgrade, or one an older producer created."""
+
+LONG_FIELDS = ("request", "lines", "flow_runs", "error")
+LONG_PREFIX = "spent:"
+"""Record fields kept in the run's second hash, ``run:{id}:long`` (with every ``spent:{step}``): their
+values outgrow Redis's ``hash-max-listpack-value`` (64 B by default), and one such value turns the whole
+record into a hashtable, which costs about four times a listpack's memory."""
 
 
 TIMELINE_MAX = 200
@@ -56,10 +66,16 @@ class Failure:
     step: str
 
 
+def is_long(name: str) -> bool:
+    """Whether a record field lives in ``run:{id}:long`` (layout 3) rather than ``run:{id}``."""
+    return name in LONG_FIELDS or name.startswith(LONG_PREFIX)
+
+
 define(
     "RUN_CONSTS",
     "local TERMINAL = {" + ", ".join(f"{s.value} = true" for s in sorted(TERMINAL)) + "}\n"
-    f"local LAYOUT = '{LAYOUT}'\nlocal TIMELINE_MAX = {TIMELINE_MAX}",
+    f"local LAYOUT = '{LAYOUT}'\nlocal LIFTS_FROM = '{LIFTS_FROM}'\nlocal TIMELINE_MAX = {TIMELINE_MAX}\n"
+    "local LONG = {" + ", ".join(f"{f} = true" for f in LONG_FIELDS) + f"}}\nlocal LONG_PREFIX = '{LONG_PREFIX}'",
 )
 
 

@@ -14,7 +14,13 @@ a slack), and *leaves* (``run_leave.lua``: fields, events and the next carrier i
 its lease is gone). Before a POST it records an *intent* and spends the POST's quota slots in one
 step (``run_intent.lua``); ``run_unintent.lua`` undoes both on proof that AEP did not accept it.
 
-Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout is in ``keys.py``)::
+Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout is in ``keys.py``).
+The fields marked *long* (``run_record.LONG_FIELDS`` and ``spent:{step}``) live in a second hash,
+``{prefix}run:{run_id}:long``, with the same TTL: one value longer than Redis's
+``hash-max-listpack-value`` (64 B by default) would turn the whole record into a hashtable, about four
+times the memory of the listpack the other fields fit in. The scripts route each field to its hash
+(``write_fields`` in ``lua/lib_run.lua``) and lift a record of the older one-hash layout 2 to layout 3
+where they meet one (``lift``), so runs in flight across an upgrade go on::
 
     v                   layout version                 status, step     RunStatus, current step name
     seq                 carrier sequence: every transition bumps it, and only a message carrying
@@ -22,13 +28,14 @@ Run record (HASH ``{prefix}run:{run_id}``, layout :data:`LAYOUT`; the key layout
     gen                 generation: resume with a new POST bumps it (quota holder ``{id}#{gen}``)
     carrier             due | woken | running          lease, lease_until   the holding execution
     attempt, errors     executions of the current step; consecutive transient errors in it
-    request             the ActivationRequest (JSON)   started_by, created_at, updated_at
+    request (long)      the ActivationRequest (JSON)   started_by, created_at, updated_at
     idempotency_key     the producer's key (absent when it gave none)
     intent:{step}       epoch s an unresolved POST was sent at (deleted once its outcome is known)
-    spent:{step}        JSON {holder, keys}: the quota slots that POST spent
-    segment_job_id, export_job_id, flow_runs (JSON), aep_status, blocker
+    spent:{step} (long) JSON {holder, keys}: the quota slots that POST spent
+    lines (long)        JSON list of the quota lines the run joined at creation (line:… keys)
+    segment_job_id, export_job_id, flow_runs (long, JSON), aep_status, blocker
     wait_until, waiting_reason, wait_kind, wait_since   the current wait
-    failure_kind, failure_step, error                    why a failed run failed (FailureKind)
+    failure_kind, failure_step, error (long)             why a failed run failed (FailureKind)
     cancel_requested    who began a cancel             recoveries   watchdog re-publications
     step_since          epoch s the run reached its current step (the step-duration metric)
     last_event          the coalescing key of the newest timeline event (absent when it has none)
@@ -154,18 +161,19 @@ class RunLedger:
     # --- reads ------------------------------------------------------------------------------------
 
     def get(self, run_id: str, *, timeline: bool = True) -> RunRecord | None:
-        if not timeline:
-            raw = self._r.hgetall(self.keys.run(run_id))
-            return parse_record(run_id, as_texts(raw)) if raw else None
         pipe = self._r.pipeline(transaction=True)
         pipe.hgetall(self.keys.run(run_id))
-        pipe.lrange(self.keys.timeline(run_id), 0, -1)
-        pipe.lrange(self.keys.pinned(run_id), 0, -1)
-        raw, recent, pinned = pipe.execute()
+        pipe.hgetall(self.keys.long(run_id))
+        if timeline:
+            pipe.lrange(self.keys.timeline(run_id), 0, -1)
+            pipe.lrange(self.keys.pinned(run_id), 0, -1)
+        raw, long, *lists = pipe.execute()
         if not raw:
             return None
-        record = parse_record(run_id, as_texts(raw))
-        record.timeline = merge_timeline([as_text(e) for e in pinned], [as_text(e) for e in recent])
+        record = parse_record(run_id, {**as_texts(long), **as_texts(raw)})  # layout 2 kept all in `raw`
+        if timeline:
+            recent, pinned = lists
+            record.timeline = merge_timeline([as_text(e) for e in pinned], [as_text(e) for e in recent])
         return record
 
     def recent(self, limit: int = 20) -> list[RunRecord]:

@@ -39,9 +39,12 @@ AUD_A, AUD_B, AUD_C = (
 )
 
 
-def previous_release(tmp_path: Path) -> Path:
+LAYOUT_2 = "fff3628d1ac9da926a1438140516c16976c544fa"  # the last release of ledger layout 2 (one hash a run)
+
+
+def previous_release(tmp_path: Path, commit: str = PREVIOUS) -> Path:
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", PREVIOUS], cwd=REPO_ROOT, capture_output=True, check=True
+        ["git", "archive", "--format=tar", commit], cwd=REPO_ROOT, capture_output=True, check=True
     ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(tmp_path / "previous", filter="data")
@@ -125,5 +128,68 @@ def test_runs_started_by_the_previous_release_are_finished_by_this_one(make_stac
     assert stack.posts().get(paths.ADHOC_RUN) == 3, "no refused or repeated activation attempt"
     # The previous release's quota slots carried over (its segment-job scope was the bare sandbox name), and
     # its segment jobs count against the year too (layout 1 kept no yearly quota).
+    used = {u.name: u.used for u in quota_usage()}
+    assert used == {"adhoc": 3, "segment_jobs": 2, "segment_jobs_year": 2}, used
+
+
+def test_runs_in_flight_on_ledger_layout_2_are_lifted_to_layout_3_and_finished(make_stack, tmp_path):
+    """Layout 3 moved a record's long fields into a second hash. The layout-2 release starts two runs and
+    is stopped while they wait on their segment jobs; its producer then creates a third, still queued.
+    This release lifts every record where it meets it and finishes all three, one POST per step."""
+    old = previous_release(tmp_path, LAYOUT_2)
+    # Segment jobs take ~26 s here: the layout-2 worker is stopped while its runs poll them.
+    stack = make_stack(SimulatorConfig(speed=30, seed=23), env={"QUOTA_SEGMENT_JOBS_PER_DAY": "10"})
+    env = {**os.environ, **stack.env(), "PYTHONPATH": str(old), "PYTHONUNBUFFERED": "1"}
+    log = open(stack.log_dir / "layout2.log", "ab")  # noqa: SIM115 - closed below
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "aep_activator.workers", "worker", "-Q", stack.queue,
+         "--concurrency=2", "--loglevel=INFO", "--without-mingle", "--without-gossip",
+         f"--hostname=layout2-{stack.prefix}@%h"],
+        cwd=old, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    r = runtime.runtime().redis
+    code = (
+        "import json, sys\nfrom aep_activator import start_activation\n"
+        "print(json.dumps([start_activation(r) for r in json.loads(sys.argv[1])]))"
+    )
+
+    def produce(requests: list[dict[str, object]]) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code, json.dumps(requests)], cwd=old, env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in (stack.log_dir / "layout2.log").read_text(errors="replace"):
+            assert worker.poll() is None and time.monotonic() < deadline, "the layout-2 worker did not start"
+            time.sleep(0.1)
+        waiting = produce([v1(S3, AUD_A), v1(SFTP, AUD_C)])
+        deadline = time.monotonic() + 30
+        while not all(r.hget(stack.prefix + f"run:{i}", "step") == b"poll_segment_job" for i in waiting):
+            assert time.monotonic() < deadline, [r.hgetall(stack.prefix + f"run:{i}") for i in waiting]
+            time.sleep(0.1)
+    finally:
+        os.killpg(worker.pid, 15)  # SIGTERM: a warm shutdown, as a deploy does
+        worker.wait(30)
+        log.close()
+    queued = produce([{"activation_info": {S3: [AUD_B]}, "version": 2, "segment_job": False}])
+    for run_id in waiting + queued:
+        record = r.hgetall(stack.prefix + f"run:{run_id}")
+        assert record[b"v"] == b"2" and b"request" in record, record
+    assert all(r.hget(stack.prefix + f"run:{i}", "status") != b"succeeded" for i in waiting), "stopped too late"
+
+    stack.wait_worker_ready(stack.start_worker())  # this release
+    runs = wait_for_runs(stack, waiting + queued, timeout_s=120)
+    assert [x.status for x in runs] == ["succeeded"] * 3, [(x.status, x.error, x.timeline) for x in runs]
+    assert r.get(stack.prefix + "ledger:version") == LAYOUT.encode()
+    for run_id in waiting + queued:
+        assert r.hget(stack.prefix + f"run:{run_id}", "v") == LAYOUT.encode(), "lifted"
+        assert not r.hexists(stack.prefix + f"run:{run_id}", "request")
+        assert r.hexists(stack.prefix + f"run:{run_id}:long", "request")
+    posts, accepted = stack.posts(), stack.accepted_posts()
+    assert posts == accepted, "every POST attempt was accepted: none refused, none repeated"
+    assert (accepted.get(paths.SEGMENT_JOBS), accepted.get(paths.EXPORT_JOBS), accepted.get(paths.ADHOC_RUN)) == (
+        2, 2, 3), accepted  # fmt: skip
     used = {u.name: u.used for u in quota_usage()}
     assert used == {"adhoc": 3, "segment_jobs": 2, "segment_jobs_year": 2}, used

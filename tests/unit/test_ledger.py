@@ -267,7 +267,8 @@ def test_every_write_keeps_the_record_alive_for_its_ttl(world: World) -> None:
 
 
 def test_an_open_run_keeps_at_least_90_percent_of_its_ttl_and_outlives_its_next_wait(world: World) -> None:
-    keys = [world.keys.run("r1"), world.keys.timeline("r1")]  # no pinned list: nothing pinned was trimmed
+    # No pinned list: nothing pinned was trimmed.
+    keys = [world.keys.run("r1"), world.keys.long("r1"), world.keys.timeline("r1")]
 
     def ttls() -> list[int]:
         return [int(world.client.ttl(k)) for k in keys]
@@ -409,6 +410,99 @@ def test_resume_restarts_a_failed_run_with_a_new_carrier_that_fences_older_messa
         world.ledger.resume("r1", "s1", forget=[], new_generation=False, actor="cli")
 
 
+# --- layout 3: the record's long fields apart --------------------------------------------------------
+
+BIG_REQUEST = {"version": 2, "note": "x" * 500}  # a request as long as a real one (about 500 B)
+
+
+def test_a_waiting_runs_record_is_a_listpack_and_its_long_fields_live_apart(redis_url: str, key_prefix: str) -> None:
+    client, keys = redis.Redis.from_url(redis_url), Keys(key_prefix)
+    w = World(client, keys, Clock(), RunLedger(client, keys, ttl_s=3600, grace_s=GRACE, clock=Clock()),
+              Carriers(client, keys), QuotaLedger(client, keys, edge_s=0))  # fmt: skip
+    w.ledger.create(BIG_REQUEST, started_by="t", first_step="s1", run_id="r1")
+    enter(w)
+    assert intent(w) == "ok"
+    wait = Change(set={"wait_until": T0 + 60, "waiting_reason": "segment job j is NEW", "wait_kind": "aep"},
+                  delete=["intent:s1"], settle="s1", next=Next("s1", delay_s=60, same_step=True))  # fmt: skip
+    assert w.ledger.leave("r1", "tok", wait).ok
+    assert client.object("encoding", keys.run("r1")) == b"listpack"
+    assert sorted(client.hkeys(keys.long("r1"))) == [b"request", b"spent:s1"]
+    assert not {b"request", b"spent:s1"} & set(client.hkeys(keys.run("r1")))
+    assert abs(client.ttl(keys.long("r1")) - client.ttl(keys.run("r1"))) <= 1
+    record = w.ledger.get("r1")
+    assert record is not None and record.request == BIG_REQUEST and set(record.spent) == {"s1"}
+    entered = w.ledger.enter("r1", "s1", record.seq, token="t2", lease_s=LEASE).record
+    assert entered is not None and entered.request == BIG_REQUEST and set(entered.spent) == {"s1"}
+    client.close()
+
+
+def as_layout_2(w: World, run_id: str = "r1") -> None:
+    """Rewrite a record as layout 2 kept it: one hash with every field (an older producer, or a run in flight)."""
+    long = w.client.hgetall(w.keys.long(run_id))
+    if long:
+        w.client.hset(w.keys.run(run_id), mapping=long)  # type: ignore[arg-type]
+    w.client.delete(w.keys.long(run_id))
+    w.client.hset(w.keys.run(run_id), "v", "2")
+
+
+def test_a_layout_2_record_is_lifted_by_the_step_that_enters_it(world: World) -> None:
+    world.ledger.create(BIG_REQUEST, started_by="t", first_step="s1", run_id="r1")
+    as_layout_2(world)
+    world.client.expire(world.keys.run("r1"), 1000)
+    assert enter(world) == "ok"
+    record = world.ledger.enter("r1", "s1", 1, token="tok", lease_s=LEASE)
+    assert record.verdict == "busy", "it holds the lease it took"
+    assert world.client.hget(world.keys.run("r1"), "v") == b"3"
+    assert world.client.hget(world.keys.run("r1"), "request") is None
+    assert json.loads(world.client.hget(world.keys.long("r1"), "request") or b"") == BIG_REQUEST
+    assert 990 <= world.client.ttl(world.keys.long("r1")) <= 1000, "the long hash has the record's TTL"
+    got = world.ledger.get("r1")
+    assert got is not None and got.request == BIG_REQUEST and got.layout == "3"
+
+
+def test_a_layout_2_record_is_read_as_it_is_and_lifted_by_the_watchdog(world: World) -> None:
+    world.ledger.create(BIG_REQUEST, started_by="t", first_step="s1", run_id="r1")
+    as_layout_2(world)
+    got = world.ledger.get("r1")
+    assert got is not None and got.request == BIG_REQUEST and got.layout == "2"
+    world.clock.t += GRACE
+    wakes = world.carriers.pop_due(grace_s=GRACE)
+    assert [(x.run_id, x.step, x.kind) for x in wakes] == [("r1", "s1", "rewake")], "its carrier is kept"
+    assert world.client.hget(world.keys.run("r1"), "v") == b"3"
+    assert world.client.hkeys(world.keys.long("r1")) == [b"request"]
+
+
+def test_a_record_of_an_unknown_layout_is_left_alone(world: World) -> None:
+    new_run(world)
+    world.client.hset(world.keys.run("r1"), "v", "9")
+    assert enter(world) == "layout"
+    assert world.client.hget(world.keys.run("r1"), "v") == b"9"
+
+
+def test_cancelling_a_layout_2_record_leaves_its_quota_lines(world: World) -> None:
+    line = world.keys.line("adhoc", "org")
+    admission = {"name": "adhoc", "line": line, "committed": world.keys.quota("adhoc", "org", 0), "limit": 5,
+                 "window_end": T0 + 86400, "window_s": 86400}  # fmt: skip
+    world.ledger.create(BIG_REQUEST, started_by="t", first_step="s1", run_id="r1", lines=[admission])
+    assert world.client.zscore(line, "r1") is not None
+    as_layout_2(world)
+    assert world.ledger.cancel("r1", "cli").verdict == "cancelled"
+    assert world.client.zscore(line, "r1") is None, "it left the line it joined"
+
+
+def test_resuming_a_layout_2_record_forgets_its_spent_slots(world: World) -> None:
+    new_run(world)
+    enter(world)
+    assert intent(world) == "ok"
+    fail = Change(finish_status=RunStatus.FAILED, failure=Failure(FailureKind.AEP_JOB_FAILED, "x" * 80, "s1"))
+    assert world.ledger.leave("r1", "tok", fail).ok
+    as_layout_2(world)
+    world.ledger.resume("r1", "s1", forget=["spent:s1"], new_generation=True, actor="cli")
+    record = world.ledger.get("r1")
+    assert record is not None and record.spent == {} and record.failure is None and record.request == {"version": 2}
+    assert world.client.hget(world.keys.run("r1"), "v") == b"3"
+
+
 # --- the watchdog -----------------------------------------------------------------------------------
 
 
@@ -466,14 +560,16 @@ def test_the_watchdog_forgets_carriers_of_finished_runs(world: World) -> None:
 
 # Redis commands (as INFO commandstats counts them: the EVALSHA and every call the script makes) of one
 # enter or leave, at most. A step costs its enter plus its leave; lower these when the scripts get leaner.
+# Layout 3 added one to each enter (the HGETALL of the record's long hash) and to a leave that settles
+# slots or ends the run (the HMGET of the spent slots or the lines there): the price of a listpack record.
 MOST_COMMANDS = {
-    "enter: the run's first step (queued -> running, started event)": 8,
-    "enter: a new step's first attempt (started event)": 6,
-    "enter: a poll's later attempt": 5,
-    "leave: a step done (claim, event, publish the next)": 11,
+    "enter: the run's first step (queued -> running, started event)": 9,
+    "enter: a new step's first attempt (started event)": 7,
+    "enter: a poll's later attempt": 6,
+    "leave: a step done (claim, event, publish the next)": 12,
     "leave: a poll's first wait (new timeline row)": 10,
     "leave: a poll waits again (its row counts one more)": 11,
-    "leave: the last step ends the run (one audience lock)": 18,
+    "leave: the last step ends the run (one audience lock)": 19,
 }
 
 

@@ -6,7 +6,8 @@
 -- ARGV[1]  now (epoch s) from a test, or ''   ARGV[2] at most this many   ARGV[3] grace (s)
 -- ARGV[4]  key prefix: the run hashes {prefix}run:{run_id} are read and written, recoveries are
 --          counted in {prefix}metrics (recover|rewake, recover|recover) and a vanished run leaves the
---          status index (not in KEYS: a standalone or Sentinel Redis, not Redis Cluster)
+--          status index (not in KEYS: a standalone or Sentinel Redis, not Redis Cluster); an open
+--          record of layout LIFTS_FROM is lifted to LAYOUT (lib_run.lua), so it goes on
 --
 -- A member's carrier is 'due' (a wait ended: a normal wake-up), 'woken' (a wake-up was published
 -- `grace` ago and no execution took the run: the message was lost or is still queued: 'rewake') or
@@ -27,6 +28,7 @@ for i = 1, #due, 2 do
   local run_id, score = due[i], tonumber(due[i + 1])
   local rk = ARGV[4] .. 'run:' .. run_id
   local h = redis.call('HMGET', rk, 'status', 'step', 'seq', 'gen', 'carrier', 'v')
+  if h[1] and not is_terminal(h[1]) and h[6] ~= LAYOUT and lift(rk) then h[6] = LAYOUT end  -- lib_run.lua
   if not h[1] or is_terminal(h[1]) or h[6] ~= LAYOUT then
     redis.call('ZREM', KEYS[1], run_id)
     if not h[1] then

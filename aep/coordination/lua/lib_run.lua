@@ -1,12 +1,65 @@
 -- lib_run.lua: helpers shared by the run-ledger scripts (included; see aep/coordination/runs.py).
 --
--- Run record: HASH {prefix}run:{run_id}; timeline LIST {prefix}run:{run_id}:timeline (trimmed);
--- pinned LIST {prefix}run:{run_id}:pinned (never trimmed: the pinned events the timeline dropped).
--- Events are JSON objects {t, step, event, detail[, n][, actor][, pin]}.
+-- Run record: HASH {prefix}run:{run_id}, and its long fields (LONG and LONG_PREFIX .. step) in HASH
+-- {prefix}run:{run_id}:long, so the record itself stays a listpack; timeline LIST
+-- {prefix}run:{run_id}:timeline (trimmed); pinned LIST {prefix}run:{run_id}:pinned (never trimmed:
+-- the pinned events the timeline dropped). Events are JSON objects {t, step, event, detail[, n][, actor][, pin]}.
 --#const RUN_CONSTS
 
 local function is_terminal(status)
   return status ~= false and status ~= nil and TERMINAL[status] == true
+end
+
+local function is_long(field)
+  return LONG[field] == true or string.sub(field, 1, #LONG_PREFIX) == LONG_PREFIX
+end
+
+local function long_of(run_key)
+  return run_key .. ':long'
+end
+
+-- Bring a record of layout LIFTS_FROM (one hash) up to LAYOUT: its long fields move to the long hash,
+-- and the record is written afresh, so it takes the compact encoding again (a hash never converts back
+-- by itself), with its TTL. Returns whether it did (false: the record is of another layout, or gone).
+local function lift(run_key)
+  if redis.call('HGET', run_key, 'v') ~= LIFTS_FROM then return false end
+  local raw = redis.call('HGETALL', run_key)
+  local short, long = {'v', LAYOUT}, {}
+  for i = 1, #raw, 2 do
+    local k = raw[i]
+    if is_long(k) then
+      long[#long + 1] = k; long[#long + 1] = raw[i + 1]
+    elseif k ~= 'v' then
+      short[#short + 1] = k; short[#short + 1] = raw[i + 1]
+    end
+  end
+  local ttl = redis.call('PTTL', run_key)
+  redis.call('DEL', run_key)
+  redis.call('HSET', run_key, unpack(short))
+  if #long > 0 then redis.call('HSET', long_of(run_key), unpack(long)) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', run_key, ttl)
+    if #long > 0 then redis.call('PEXPIRE', long_of(run_key), ttl) end
+  end
+  return true
+end
+
+-- HSET and HDEL of record fields, each to the hash it lives in. `set`: a flat {field, value, …}
+-- list; `gone`: field names.
+local function write_fields(run_key, set, gone)
+  local short, long, short_gone, long_gone = {}, {}, {}, {}
+  for i = 1, #set, 2 do
+    local into = short
+    if is_long(set[i]) then into = long end
+    into[#into + 1] = set[i]; into[#into + 1] = set[i + 1]
+  end
+  for _, k in ipairs(gone) do
+    if is_long(k) then long_gone[#long_gone + 1] = k else short_gone[#short_gone + 1] = k end
+  end
+  if #short > 0 then redis.call('HSET', run_key, unpack(short)) end
+  if #long > 0 then redis.call('HSET', long_of(run_key), unpack(long)) end
+  if #short_gone > 0 then redis.call('HDEL', run_key, unpack(short_gone)) end
+  if #long_gone > 0 then redis.call('HDEL', long_of(run_key), unpack(long_gone)) end
 end
 
 -- Append an event to the lists alone: `last` is the record's last_event. Returns nil when the event
@@ -138,7 +191,7 @@ end
 -- The run leaves the quota lines it joined at creation (it ended without spending, or was cancelled).
 -- `lines`: the record's lines when the caller read it already (false: absent; nil: read it here).
 local function leave_lines(run_key, holder, lines)
-  if lines == nil then lines = redis.call('HGET', run_key, 'lines') end
+  if lines == nil then lines = redis.call('HGET', long_of(run_key), 'lines') end
   if lines then
     for _, line in ipairs(cjson.decode(lines)) do redis.call('ZREM', line, holder) end
   end

@@ -1,7 +1,8 @@
 -- run_create.lua: record a new run and its first carrier in one step (the producer's only write).
 --
 -- KEYS[1]  {prefix}idem:{key}, or any key when ARGV[6] is '0' (unused then)
--- KEYS[2]  {prefix}run:{run_id}          KEYS[3] its timeline   KEYS[4] its pinned events
+-- KEYS[2]  {prefix}run:{run_id} (and its long fields' hash, lib_run.lua)   KEYS[3] its timeline
+-- KEYS[4]  its pinned events
 -- KEYS[5]  {prefix}runs (ZSET run id -> created_at)             KEYS[6] {prefix}carriers
 -- ARGV[1]  run id          ARGV[2] fields (JSON object of strings: request, started_by, step, …)
 -- ARGV[3]  the created event (JSON)     ARGV[4] ttl (s) of the record, its key and its index entry
@@ -31,7 +32,7 @@ if ARGV[6] == '1' then
     local rk = ARGV[8] .. 'run:' .. existing
     local h = redis.call('HMGET', rk, 'status', 'step', 'seq', 'gen', 'v')
     if h[1] then
-      if is_terminal(h[1]) or h[5] ~= LAYOUT or redis.call('ZSCORE', KEYS[6], existing) then
+      if is_terminal(h[1]) or (h[5] ~= LAYOUT and h[5] ~= LIFTS_FROM) or redis.call('ZSCORE', KEYS[6], existing) then
         return {'existing', existing, h[1], h[2] or '', tonumber(h[3] or '0'), tonumber(h[4] or '0'), ''}
       end
       local seq = redis.call('HINCRBY', rk, 'seq', 1)
@@ -90,8 +91,8 @@ if adm['refuse_unless_now'] and forecast['verdict'] ~= 'now' then
   return {'refused', ARGV[1], 'queued', '', 0, 0, cjson.encode(forecast)}
 end
 
--- The record is written by one HSET: its fields, then the lines it joined (later fields win, as
--- separate writes in that order would). Fields that would be empty are left out.
+-- The record is written by one HSET per hash: its fields, then the lines it joined (later fields win,
+-- as separate writes in that order would). Fields that would be empty are left out.
 local fields = cjson.decode(ARGV[2])
 local flat = {}
 for k, v in pairs(fields) do flat[#flat + 1] = k; flat[#flat + 1] = v end
@@ -105,11 +106,11 @@ if #lines > 0 then flat[#flat + 1] = 'lines'; flat[#flat + 1] = cjson.encode(lin
 local ev = cjson.decode(ARGV[3])
 ev['t'] = now
 append_event(KEYS[3], KEYS[4], ev, '', true, false)  -- no coalescing key: no last_event field
-redis.call('HSET', KEYS[2], 'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0, 'attempt', 0, 'errors', 0,
-  'carrier', 'woken', 'created_at', now, 'updated_at', now, 'step_since', now, unpack(flat))
+write_fields(KEYS[2], {'v', LAYOUT, 'status', 'queued', 'seq', 1, 'gen', 0, 'attempt', 0, 'errors', 0,
+  'carrier', 'woken', 'created_at', now, 'updated_at', now, 'step_since', now, unpack(flat)}, {})
 redis.call('ZADD', KEYS[5], now, ARGV[1])
 index_status(ARGV[8], ARGV[1], KEYS[2], nil, 'queued', now, ttl, fields['created_at'] or now)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ttl)
-keep(ttl, KEYS[2], KEYS[3])  -- the pinned list (KEYS[4]) is written only once the timeline drops a pinned event
+keep(ttl, KEYS[2], long_of(KEYS[2]), KEYS[3])  -- the pinned list (KEYS[4]) is written only once the timeline drops a pinned event
 if ARGV[6] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl) end
 return {'created', ARGV[1], 'queued', fields['step'], 1, 0, cjson.encode(forecast)}

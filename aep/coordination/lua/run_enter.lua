@@ -1,14 +1,16 @@
 -- run_enter.lua: one execution of a step takes the run (the fence and the run lock in one step).
 --
--- KEYS[1]  {prefix}run:{run_id}   KEYS[2] {prefix}carriers   KEYS[3] its timeline   KEYS[4] its pinned events
+-- KEYS[1]  {prefix}run:{run_id} (and its long fields' hash, lib_run.lua)   KEYS[2] {prefix}carriers
+-- KEYS[3]  its timeline   KEYS[4] its pinned events
 -- ARGV[1]  step name of the message        ARGV[2] carrier seq of the message
 -- ARGV[3]  lease token of this execution   ARGV[4] lease (s): the step's hard time limit plus a slack
 -- ARGV[5]  now (epoch s) from a test, or ''    ARGV[6] run id
 -- ARGV[7]  key prefix, for the status index (lib_run.lua index_status), or '' to leave it alone
 --
 -- A message runs only if it carries the run's current step and seq, and no live execution holds
--- the run. Returns {'ok', now, field1, value1, …} (the whole record), or {verdict, …} to drop it:
--- 'missing', 'layout' (written by another ledger layout), 'terminal', 'stale' (a later carrier
+-- the run. Returns {'ok', now, field1, value1, …} (the whole record, both hashes), or {verdict, …} to
+-- drop it: 'missing', 'layout' (written by another ledger layout: one of LIFTS_FROM is lifted to
+-- LAYOUT here first), 'terminal', 'stale' (a later carrier
 -- exists: step, seq) or 'busy' (another execution holds the lease until the given time).
 -- On 'ok' the carrier's deadline becomes the lease's end: if this execution dies, the watchdog
 -- publishes the step again then. The record is read once (HGETALL) and the fields this writes are
@@ -16,11 +18,18 @@
 --#include lib_quota
 --#include lib_run
 local now = server_now(ARGV[5])
-local raw = redis.call('HGETALL', KEYS[1])
-local h = {}
-for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+local raw, h
+local function read()
+  raw = redis.call('HGETALL', KEYS[1])
+  h = {}
+  for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+end
+read()
 if not h['status'] then return {'missing'} end
-if h['v'] ~= LAYOUT then return {'layout'} end
+if h['v'] ~= LAYOUT then
+  if not lift(KEYS[1]) then return {'layout'} end
+  read()
+end
 if is_terminal(h['status']) then
   redis.call('ZREM', KEYS[2], ARGV[6])
   return {'terminal', h['status']}
@@ -62,4 +71,5 @@ for i = 1, #wrote, 2 do
   local k = wrote[i]
   if texts[k] then out[#out + 1] = k; out[#out + 1] = texts[k] end
 end
+for _, v in ipairs(redis.call('HGETALL', long_of(KEYS[1]))) do out[#out + 1] = v end
 return out

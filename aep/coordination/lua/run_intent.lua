@@ -2,7 +2,7 @@
 -- After this returns 'ok' the step may send the POST; until its outcome is known no other POST of
 -- this step is sent (the next execution only looks: aep/pipeline/steps/looks.py).
 --
--- KEYS[1]  {prefix}run:{run_id}
+-- KEYS[1]  {prefix}run:{run_id} (the spent slots go to its long fields' hash, lib_run.lua)
 -- ARGV[1]  lease token of this execution   ARGV[2] step name   ARGV[3] quota holder
 -- ARGV[4]  edge (s), see lib_quota.lua     ARGV[5] now (epoch s) from a test, or ''
 -- ARGV[6..] buckets, five values each: committed_key, limit, window_start, window_end, line_key
@@ -24,6 +24,6 @@ for i = 6, #ARGV, 5 do
 end
 local spent = quota_spend(buckets, ARGV[3], now, tonumber(ARGV[4]))
 if spent[1] ~= 'ok' then return spent end
-redis.call('HSET', KEYS[1], 'intent:' .. ARGV[2], tostring(now),
-  'spent:' .. ARGV[2], cjson.encode({holder = ARGV[3], keys = keys}))
+write_fields(KEYS[1], {'intent:' .. ARGV[2], tostring(now),
+  LONG_PREFIX .. ARGV[2], cjson.encode({holder = ARGV[3], keys = keys})}, {})
 return {'ok', tostring(now)}

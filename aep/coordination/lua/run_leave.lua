@@ -1,7 +1,8 @@
 -- run_leave.lua: an execution of a step ends: its ledger update, its events and the run's next carrier
 -- (the successor, the same step again later, or none when the run ends), in one step.
 --
--- KEYS[1]  {prefix}run:{run_id}   KEYS[2] its timeline   KEYS[3] its pinned events   KEYS[4] {prefix}carriers
+-- KEYS[1]  {prefix}run:{run_id} (and its long fields' hash, lib_run.lua)   KEYS[2] its timeline
+-- KEYS[3]  its pinned events   KEYS[4] {prefix}carriers
 -- KEYS[5..] audience lock keys, released (if the run holds them) when the run ends
 -- ARGV[1]  lease token of this execution   ARGV[2] the change (JSON, below)
 -- ARGV[3]  now (epoch s) from a test, or ''    ARGV[4] run id    ARGV[5] key prefix
@@ -16,10 +17,10 @@
 -- otherwise the watchdog publishes it at now + delay_s. A status change moves the run in the status
 -- index ({prefix}status:{status}); a new step records `step_since` (the step-duration metric).
 --
--- The record and its two lists expire ttl_s after the run ends. While it is open they are given ttl_s
+-- The record (both hashes) and its two lists expire ttl_s after the run ends. While it is open they are given ttl_s
 -- again whenever less than 90 % of it is left, or less than the next carrier's delay plus 10 % of it
 -- (so they outlive every wait), or the record has no TTL, or this created a list; otherwise the TTL
--- they have is kept (it is then at least 90 % of ttl_s), which spares three EXPIREs per step.
+-- they have is kept (it is then at least 90 % of ttl_s), which spares four EXPIREs per step.
 --
 -- Returns {'lost'} when this execution no longer holds the run (its lease ran out and another took
 -- over, or the run was cancelled): nothing is written. Else {'ok', seq, conflict1, owner1, …} where
@@ -30,15 +31,22 @@ local now = server_now(ARGV[3])
 local c = cjson.decode(ARGV[2])
 local settle = c['settle']
 if settle == '' then settle = nil end
--- Everything this reads of the record, in one read; `field(k)` is then a field as the writes so far
--- left it. The writes are gathered in `final` (field -> value, false once deleted) in the order they
--- apply, and land as one HSET and one HDEL at the end.
-local read = {'lease', 'status', 'seq', 'attempt', 'last_event', 'created_at', 'gen', 'lines'}
-if settle then read[#read + 1] = 'spent:' .. settle end
+-- Everything this reads of the record, in one read of each hash (the long one only for the lines an
+-- end leaves and the slots a settle settles); `field(k)` is then a field as the writes so far left it.
+-- The writes are gathered in `final` (field -> value, false once deleted) in the order they apply,
+-- and land as one HSET and one HDEL per hash at the end.
+local read = {'lease', 'status', 'seq', 'attempt', 'last_event', 'created_at', 'gen'}
 local values = redis.call('HMGET', KEYS[1], unpack(read))
 if values[1] ~= ARGV[1] then return {'lost'} end
 local rec = {}
 for i, k in ipairs(read) do rec[k] = values[i] end
+local long_read = {}
+if c['finish'] then long_read[#long_read + 1] = 'lines' end
+if settle then long_read[#long_read + 1] = LONG_PREFIX .. settle end
+if #long_read > 0 then
+  local long_values = redis.call('HMGET', long_of(KEYS[1]), unpack(long_read))
+  for i, k in ipairs(long_read) do rec[k] = long_values[i] end
+end
 local final, order = {}, {}
 local function put(k, v)
   if final[k] == nil then order[#order + 1] = k end
@@ -67,7 +75,7 @@ for k, v in pairs(c['set'] or {}) do put(k, v) end
 for _, k in ipairs(c['del'] or {}) do put(k, false) end
 
 if settle then
-  local spent = field('spent:' .. settle)
+  local spent = field(LONG_PREFIX .. settle)
   if spent then
     local s = cjson.decode(spent)
     quota_settle(s['keys'], s['holder'])
@@ -156,7 +164,6 @@ for _, k in ipairs(order) do
     fields[#fields + 1] = k; fields[#fields + 1] = v
   end
 end
-if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
-if refresh then keep(ttl, KEYS[1], KEYS[2], KEYS[3]) end
+write_fields(KEYS[1], fields, gone)
+if refresh then keep(ttl, KEYS[1], long_of(KEYS[1]), KEYS[2], KEYS[3]) end
 return out
