@@ -13,8 +13,8 @@ slots were ``quota:{name}:{scope}:{window}:reserved|committed`` with the segment
 sandbox name.
 
 :func:`upgrade` (run by every worker at start-up, one at a time under a lock, idempotent) rewrites each
-open run (as a layout-2 record, lifted on its first step) so its current step runs next, with its
-intent, its spent quota and its AEP ids as they were:
+open run (as a layout-2 record, which the watchdog lifts when it hands the run out) so its current
+step runs next, with its intent, its spent quota and its AEP ids as they were:
 a step with an unresolved intent looks before it creates, as always. A layout-1 reservation counts as
 spent (the conservative reading: its POST may have been sent). Old broker messages carry no carrier
 ``seq``, so the fence drops them. Finished runs keep their records, readable as they are.

@@ -24,7 +24,9 @@ LONG_FIELDS = ("request", "lines", "flow_runs", "error")
 LONG_PREFIX = "spent:"
 """Record fields kept in the run's second hash, ``run:{id}:long`` (with every ``spent:{step}``): their
 values outgrow Redis's ``hash-max-listpack-value`` (64 B by default), and one such value turns the whole
-record into a hashtable, which costs about four times a listpack's memory."""
+record into a hashtable, which costs about four times a listpack's memory. A short field can still
+outgrow it now and then (a quota wait's reason names the quota's scope; a long idempotency key): that
+record is a hashtable until it ends, as Redis never converts a hash back."""
 
 
 TIMELINE_MAX = 200

@@ -472,6 +472,18 @@ def test_a_layout_2_record_is_read_as_it_is_and_lifted_by_the_watchdog(world: Wo
     assert world.client.hkeys(world.keys.long("r1")) == [b"request"]
 
 
+def test_a_layout_2_record_held_by_an_older_execution_is_not_lifted_under_it(world: World) -> None:
+    new_run(world)
+    assert enter(world) == "ok"  # the older release's execution holds the run ...
+    as_layout_2(world)  # ... of its layout, and leaves it with its own script
+    assert enter(world, token="new") == "busy"
+    record = world.client.hgetall(world.keys.run("r1"))
+    assert record[b"v"] == b"2" and b"request" in record
+    world.clock.t += LEASE + 1  # its lease ran out: it died
+    assert enter(world, token="new") == "ok"
+    assert world.client.hget(world.keys.run("r1"), "v") == b"3"
+
+
 def test_a_record_of_an_unknown_layout_is_left_alone(world: World) -> None:
     new_run(world)
     world.client.hset(world.keys.run("r1"), "v", "9")

@@ -18,8 +18,8 @@ local function long_of(run_key)
   return run_key .. ':long'
 end
 
--- Bring a record of layout LIFTS_FROM (one hash) up to LAYOUT: its long fields move to the long hash,
--- and the record is written afresh, so it takes the compact encoding again (a hash never converts back
+-- Bring a record of layout LIFTS_FROM (one hash) up to LAYOUT: its long fields move to the long hash
+-- (which holds nothing else then), and the record is written afresh, so it takes the compact encoding again (a hash never converts back
 -- by itself), with its TTL. Returns whether it did (false: the record is of another layout, or gone).
 local function lift(run_key)
   if redis.call('HGET', run_key, 'v') ~= LIFTS_FROM then return false end
@@ -34,7 +34,7 @@ local function lift(run_key)
     end
   end
   local ttl = redis.call('PTTL', run_key)
-  redis.call('DEL', run_key)
+  redis.call('DEL', run_key, long_of(run_key))
   redis.call('HSET', run_key, unpack(short))
   if #long > 0 then redis.call('HSET', long_of(run_key), unpack(long)) end
   if ttl > 0 then

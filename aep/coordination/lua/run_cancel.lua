@@ -17,11 +17,13 @@ local now = server_now(ARGV[2])
 local h = redis.call('HMGET', KEYS[1], 'status', 'step', 'carrier', 'lease_until', 'cancel_requested')
 if not h[1] then return {'missing'} end
 if is_terminal(h[1]) then return {'terminal', h[1]} end
-lift(KEYS[1])  -- a record of the older layout: its lines are then where leave_lines reads them
 if not h[5] then redis.call('HSET', KEYS[1], 'cancel_requested', ARGV[1]) end
 local unresolved = redis.call('HEXISTS', KEYS[1], 'intent:' .. h[2]) == 1
 local live = h[3] == 'running' and tonumber(h[4] or '0') > now
 if live and unresolved then return {'wait', h[4]} end
+-- A record of the older layout: its lines are then where leave_lines reads them (an execution that
+-- still holds it can no longer leave: its lease is deleted below).
+lift(KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'carrier', '', 'updated_at', now)
 redis.call('HDEL', KEYS[1], 'lease', 'lease_until', 'wait_until', 'waiting_reason', 'wait_kind', 'wait_since')
 redis.call('HINCRBY', KEYS[1], 'seq', 1)

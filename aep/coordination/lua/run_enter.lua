@@ -27,6 +27,11 @@ end
 read()
 if not h['status'] then return {'missing'} end
 if h['v'] ~= LAYOUT then
+  -- An execution of the older release holding the run leaves it with its own script, which reads the
+  -- older layout: lifted once it has (or its lease ran out).
+  if h['v'] == LIFTS_FROM and h['carrier'] == 'running' and tonumber(h['lease_until'] or '0') > now then
+    return {'busy', h['lease_until']}
+  end
   if not lift(KEYS[1]) then return {'layout'} end
   read()
 end
