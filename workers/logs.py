@@ -46,11 +46,11 @@ def use_json(handlers: list[logging.Handler]) -> None:
             handler.addFilter(StepFields())
 
 
-def json_notice(message: str, level: int = logging.INFO, stream: Any = None) -> None:
+def json_notice(message: str, level: int = logging.INFO) -> None:
     """One JSON line, shaped like every other (``time``, ``level``, ``logger``, ``message``), for what a
     service says before Celery's logging is set up (start-up checks, beat's schedule summary)."""
     record = logging.LogRecord("aep_activator.startup", level, __file__, 0, message, None, None)
-    print(json_formatter().format(record), file=stream or sys.stderr, flush=True)
+    print(json_formatter().format(record), file=sys.stderr, flush=True)
 
 
 def json_worker_start(**kwargs: Any) -> None:
@@ -63,9 +63,9 @@ def json_worker_start(**kwargs: Any) -> None:
         fmt = current_settings().log_format
     except Exception:  # bad settings are reported by the worker's own start-up
         return
-    instance = kwargs.get("instance")
     if fmt != "json":
         return
+    instance = kwargs.get("instance")
     if instance is not None and hasattr(instance, "quiet"):
         instance.quiet = True
     logging.captureWarnings(True)
@@ -103,4 +103,5 @@ def celery_logging(**kwargs: Any) -> None:
     logger = kwargs.get("logger")
     if fmt == "json" and isinstance(logger, logging.Logger):
         use_json(list(logger.handlers))
-        logging.captureWarnings(True)  # a warning (e.g. Celery's about running as root) is a JSON line too
+        # A warning is a JSON line too (beat has no celeryd_init: this is where its warnings are caught).
+        logging.captureWarnings(True)

@@ -249,6 +249,26 @@ def test_a_used_up_segment_job_quota_makes_the_run_wait_for_the_next_window_post
     assert kit.posts(SEGMENT_POST) == 1
 
 
+def test_just_after_midnight_a_run_waits_for_the_edge_of_the_full_window_not_for_a_window_already_open(
+    make_kit,
+) -> None:
+    kit = make_kit(quota_segment_jobs_per_day=1)
+    edge = kit.rt.quotas.edge_s
+    midnight = (kit.clock.now() // 86400 + 1) * 86400
+    kit.clock.set(midnight - edge - 60)  # the first POST counts in its day alone (not within the edge)
+    drive(kit, new_run(kit.rt, EXAMPLE), until="poll_segment_job")
+    kit.clock.set(midnight + 10)
+    second = new_run(kit.rt, EXAMPLE)
+    kind, delay = waited(kit.step(second))
+    reason = kit.record(second).waiting_reason or ""
+    assert kind == WaitKind.QUOTA and delay == pytest.approx(edge - 10 + 1.0, abs=0.5), (delay, reason)
+    assert "window that ended at" in reason and "QUOTA_EDGE_S" in reason, reason
+    assert "opens at" not in reason, "the window that opened at midnight is open already"
+    kit.clock.advance(delay)
+    drive(kit, second, until="poll_segment_job")
+    assert kit.posts(SEGMENT_POST) == 2, "its POST went out once the edge had passed"
+
+
 def test_a_used_up_quota_fails_a_run_that_asked_to_fail_and_posts_nothing(make_kit) -> None:
     kit = make_kit(quota_adhoc_per_day=1)
     assert drive(kit, new_run(kit.rt, V2)).status is RunStatus.SUCCEEDED

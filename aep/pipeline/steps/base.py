@@ -191,6 +191,15 @@ def spend_or_wait(ctx: StepContext, quota: Quota) -> Wait | None:
     msg = f"{spec.name} quota for {spec.scope} used up ({result.used} of {spec.limit})"
     if ctx.request.on_quota == "fail":
         raise QuotaExhausted(msg, quota=spec.name, reset_at=float(result.bucket.end))
-    delay = max(1.0, result.bucket.end - ctx.now()) + 1.0
-    opens = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.bucket.end))
-    return Wait(delay, f"{msg}; waiting for the window that opens at {opens}", WaitKind.QUOTA)
+    def utc(t: float) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+    end, now = result.bucket.end, ctx.now()
+    if end <= now:
+        # The full window has ended, but a POST within QUOTA_EDGE_S of its end may still be counted in
+        # it (AEP's clock is not ours), so the slot is only free once the edge has passed too.
+        until = end + ctx.quotas.edge_s
+        return Wait(max(1.0, until - now) + 1.0, f"{msg} in the window that ended at {utc(end)}; a POST within "
+                    f"QUOTA_EDGE_S ({ctx.quotas.edge_s:g} s) of its end still counts in it, so waiting until "
+                    f"{utc(until)}", WaitKind.QUOTA)  # fmt: skip
+    return Wait(max(1.0, end - now) + 1.0, f"{msg}; waiting for the window that opens at {utc(end)}", WaitKind.QUOTA)
