@@ -21,12 +21,14 @@ LIFTS_FROM = "2"
 ``lua/lib_run.lua``): a run in flight across the upgrade, or one an older producer created."""
 
 LONG_FIELDS = ("request", "lines", "flow_runs", "error")
-LONG_PREFIX = "spent:"
 """Record fields kept in the run's second hash, ``run:{id}:long`` (with every ``spent:{step}``): their
 values outgrow Redis's ``hash-max-listpack-value`` (64 B by default), and one such value turns the whole
 record into a hashtable, which costs about four times a listpack's memory. A short field can still
 outgrow it now and then (a quota wait's reason names the quota's scope; a long idempotency key): that
 record is a hashtable until it ends, as Redis never converts a hash back."""
+
+LONG_PREFIX = "spent:"
+"""Fields named with this prefix (the quota slots a step's POST spent) are long too."""
 
 
 TIMELINE_MAX = 200
@@ -66,11 +68,6 @@ class Failure:
     kind: FailureKind
     message: str
     step: str
-
-
-def is_long(name: str) -> bool:
-    """Whether a record field lives in ``run:{id}:long`` (layout 3) rather than ``run:{id}``."""
-    return name in LONG_FIELDS or name.startswith(LONG_PREFIX)
 
 
 define(
