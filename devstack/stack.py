@@ -184,6 +184,17 @@ class Stack(JournalChecks):
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
 
+    def wait_log(self, text: str, timeout_s: float = 10.0) -> str:
+        """The workers' log once it holds ``text``. A run is terminal once its last step has *left* the
+        ledger; Celery logs that task's ``succeeded`` line just after, so a test reading the log at
+        once may be ahead of it."""
+        deadline = time.monotonic() + timeout_s
+        while text not in (log := self.worker_log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the workers' log after {timeout_s}s:\n{log[-3000:]}")
+            time.sleep(0.1)
+        return log
+
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """kill -9 the worker and its pool children (a crash, not a shutdown)."""
         with contextlib.suppress(ProcessLookupError):

@@ -55,7 +55,7 @@ def test_a_v2_chain_without_segment_or_export_steps_succeeds_with_one_activation
     assert adhoc["headers"].get("Accept") == "application/vnd.adobe.adhoc.activation+json; version=2"
     # The task id the ledger names for a run's step (cancel marks it revoked in Flower) is the one it ran under.
     assert run.task_id == f"{run_id}.poll_activation.0"
-    assert f"activation.poll_activation[{run.task_id}] succeeded" in stack.worker_log()
+    stack.wait_log(f"activation.poll_activation[{run.task_id}] succeeded")
 
 
 def test_the_same_idempotency_key_returns_the_same_run_and_starts_nothing_new(make_stack):

@@ -41,9 +41,8 @@ def test_a_plan_with_a_seventh_step_runs_it_through_a_real_worker_and_succeeds_o
     assert events[-1] == (EXTRA, "succeeded"), events
     assert events.index((EXTRA, "confirmed")) > max(i for i, e in enumerate(events) if e[0] == "poll_activation")
     # It waited once (through the delay queue, as any poll) and then read each flow run back from AEP.
-    log = stack.worker_log()
+    log = stack.wait_log(f"activation.{EXTRA}[{run.task_id}] succeeded")
     assert f"activation.{EXTRA}[{run.task_id}] retry" in log, log[-3000:]
-    assert f"activation.{EXTRA}[{run.task_id}] succeeded" in log
     reads = stack.journal("GET", "/data/foundation/flowservice/runs/{id}")
     assert {e["path"].rsplit("/", 1)[1] for e in reads} >= {o["run_id"] for o in run.flow_runs}
     assert stack.posts()["/data/core/activation/disflowprovider/adhocrun"] == 1

@@ -133,7 +133,7 @@ def test_no_secret_or_token_reaches_logs_redis_or_flower_during_a_whole_chain(ma
         token = next(part for part in cached.replace('"', " ").split() if part.startswith("sim."))
         assert stack.simulator.ctx.tokens.client_of(token) == CLIENT
 
-        log = stack.worker_log()
+        log = stack.wait_log(f"[{run.task_id}] succeeded")  # the whole run's log, its last step's line too
         assert "DEBUG" in log and run_id in log  # the log is the verbose one, and about our run
         assert SECRET not in log and token not in log
 
