@@ -118,3 +118,28 @@ def test_a_two_dataflow_activation_is_adopted_only_when_both_flow_runs_are_accou
     r = record(rt, run_id)
     assert r.flow_runs == [], "adopted half an activation"
     assert r.status == "failed" and r.failure is not None and r.failure.kind == "unaccounted", r.timeline
+
+
+def look_ctx(now: float, *, wait_kind: str | None, wait_since: float | None, settle: float = 8.0) -> object:
+    """What still_looking reads of a step's context: the clock, two settings and the run's current wait."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(now=lambda: now, config=SimpleNamespace(look_settle_s=settle, wait_deadline_s=3600.0),
+                           run=SimpleNamespace(wait_kind=wait_kind, wait_since=wait_since))  # fmt: skip
+
+
+def test_a_lost_answer_is_settled_look_settle_s_after_it_was_lost_not_after_its_intent() -> None:
+    """The POST was in flight 1 s (its intent at 100, its answer lost at 101): a listing read at 108.5 is
+    8.5 s after the intent but only 7.5 s after the loss, and proves nothing yet."""
+    from aep_activator.aep.pipeline.steps.base import WaitKind
+    from aep_activator.aep.pipeline.steps.looks import Look
+    from aep_activator.aep.pipeline.steps.polls import still_looking
+
+    lost = look_ctx(108.5, wait_kind=WaitKind.LOOK.value, wait_since=101.0)
+    wait = still_looking(lost, Look(True, []), 100.0, "the job")  # type: ignore[arg-type]
+    assert wait is not None and wait.delay_s == pytest.approx(0.5)
+    assert still_looking(look_ctx(109.0, wait_kind=WaitKind.LOOK.value, wait_since=101.0), Look(True, []), 100.0,
+                         "the job") is None  # type: ignore[arg-type]  # fmt: skip
+    # No look wait began (the execution died after sending): the intent is all there is to count from.
+    assert still_looking(look_ctx(108.5, wait_kind=None, wait_since=None), Look(True, []), 100.0,
+                         "the job") is None  # type: ignore[arg-type]  # fmt: skip

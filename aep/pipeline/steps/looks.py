@@ -6,8 +6,9 @@ non-acceptance**. For each of the three POSTs, proof means all of this:
 
 - the listing is *complete*: read page by page, in the order the API documents, back past the
   intent's time (less ``clock_skew_s``) — a listing cut short by the page cap proves nothing;
-- it was read at least ``look_settle_s`` after the intent, so a job that AEP accepted has had time to
-  appear (the setting must exceed the connect plus read timeout of the POST, checked at start-up);
+- it was read at least ``look_settle_s`` after the answer was lost (after the intent, when the
+  execution died with the POST in flight: ``polls.still_looking``), so a job that AEP accepted has had
+  time to appear (the setting must exceed the connect plus read timeout of the POST, checked at start-up);
 - it holds no job that could be ours:
   - **segment job** (``POST /segment/jobs``): ``GET /segment/jobs?property=segments~segmentId==<first
     segment>&sort=creationTime:desc``; ours has exactly our segment ids, ``source`` ``api`` (what an

@@ -4,6 +4,7 @@ a create step whose POST's answer was lost."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -98,20 +99,29 @@ def lost_answer(ctx: StepContext, exc: OutcomeUnknown) -> Wait:
                 ctx.step, exc)  # fmt: skip
     delay = min(30.0, max(0.2, ctx.config.look_settle_s / 4))
     reason = f"the answer to our POST was lost ({exc.message}); looking for what AEP created"
-    return Wait(delay, reason, WaitKind.LOOK, events=(Event(ctx.step, "outcome-unknown", str(exc), pin=True),))
+    # The look wait begins now, after this POST (an earlier one's look may have been the wait before):
+    # LOOK_SETTLE_S counts from here (still_looking), dated by the host's clock as the runner dates waits.
+    return Wait(delay, reason, WaitKind.LOOK, set={"wait_since": round(time.time(), 3)},
+                events=(Event(ctx.step, "outcome-unknown", str(exc), pin=True),))
 
 
 def still_looking(ctx: StepContext, look: Look, intent_s: float, what: str) -> Wait | None:
-    """None when ``look`` proves the POST was not accepted; else how long to keep looking."""
+    """None when ``look`` proves the POST was not accepted; else how long to keep looking.
+
+    The listing proves it once read ``LOOK_SETTLE_S`` after the answer was lost (the look wait began), or
+    after the intent when no look wait began (the execution died after sending): a POST's own time in
+    flight, between its intent and its lost answer, does not count towards it.
+    """
     age = ctx.now() - intent_s
-    if look.complete and age >= ctx.config.look_settle_s:
-        return None
     looking_since = ctx.run.wait_since if ctx.run.wait_kind == WaitKind.LOOK.value and ctx.run.wait_since else None
+    settled = ctx.now() - max(intent_s, looking_since or 0.0)
+    if look.complete and settled >= ctx.config.look_settle_s:
+        return None
     if looking_since is not None and ctx.now() - looking_since > ctx.config.wait_deadline_s:
         raise Unaccounted(
             f"{what} of a POST sent {age:.0f}s ago is neither in AEP's lists nor proven absent "
             f"({'the listing was cut short' if not look.complete else 'still settling'}); check AEP, then resume"
         )
-    delay = max(0.2, ctx.config.look_settle_s - age) if look.complete else ctx.config.look_settle_s
+    delay = max(0.2, ctx.config.look_settle_s - settled) if look.complete else ctx.config.look_settle_s
     why = "AEP's list does not reach back to our POST yet" if not look.complete else "not in AEP's list yet"
     return Wait(delay, f"looking for {what} of a POST whose answer was lost: {why}", WaitKind.LOOK)
