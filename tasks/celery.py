@@ -17,6 +17,7 @@ from typing import Any
 from celery import Celery
 
 from aep_activator.config.settings import Settings, SettingsError
+from aep_activator.tasks.transport import transport_for
 from aep_activator.tasks.watchdog import Watchdog
 
 
@@ -37,8 +38,13 @@ def celery_config(s: Settings) -> dict[str, Any]:
     }
     if s.redis_url.startswith(("sentinel://", "sentinels://")):
         transport["master_name"] = _sentinel_master(s.redis_url)
+    extra: dict[str, Any] = {}
+    if (broker_transport := transport_for(s.redis_url)) is not None:
+        # kombu's Redis transport, reusing one client per pool (tasks/transport.py explains why).
+        extra["broker_transport"] = broker_transport
     return {
         "broker_url": s.redis_url,
+        **extra,
         "result_backend": s.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,

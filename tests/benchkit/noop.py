@@ -2,10 +2,12 @@
 
 ``create_noop_app(settings)`` takes ``tasks.celery.celery_config(settings)`` whole (broker, result
 backend, json serializer, prefetch multiplier 1, task events, time limits, visibility timeout) and only
-drops our task imports; there is no watchdog. Each no-op task is declared like one of our steps
-(``tasks/steps.py``: ``acks_late=False``, ``ignore_result=True``), except the last of a chain, which
-stores its result so the bench can read when the chain finished (our run writes its end into its
-record the same way). A chain has as many tasks as our run has steps (``BENCH_NOOP_TASKS``, default 6).
+drops our task imports and our ``broker_transport`` (``tasks/transport.py``: kombu's Redis transport
+with one client per pool, part of our machinery, not Celery's); there is no watchdog. Each no-op task
+is declared like one of our steps (``tasks/steps.py``: ``acks_late=False``, ``ignore_result=True``),
+except the last of a chain, which stores its result so the bench can read when the chain finished
+(our run writes its end into its record the same way). A chain has as many tasks as our run has
+steps (``BENCH_NOOP_TASKS``, default 6).
 The queue is ``settings.aep_queue``, so the bench gives the baseline a queue of its own on the same Redis.
 """
 
@@ -39,7 +41,9 @@ def create_noop_app(settings: Settings, n: int | None = None) -> Celery:
     n = n or int(os.environ.get("BENCH_NOOP_TASKS", DEFAULT_TASKS))
     # set_as_current=False: the bench process produces our runs through our app, which must stay current.
     app = Celery("bench_noop", set_as_current=False)
-    app.config_from_object({**celery_config(settings), "imports": []})
+    config = {**celery_config(settings), "imports": []}
+    config.pop("broker_transport", None)  # stock kombu: the baseline is bare Celery
+    app.config_from_object(config)
     *steps, last = task_names(n)
     for name in steps:
         app.task(name=name, acks_late=False, ignore_result=True, typing=False)(_noop)

@@ -240,7 +240,9 @@ def _overhead(o: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
         "at the shipped defaults scaled by that speed and the watchdog at its shipped tick (no run waits). "
         f"Bare: {bare.tasks_per_chain} no-op tasks "
         "(`tests/benchkit/noop.py`) declared like our steps (`acks_late=False`, `ignore_result=True`), the last "
-        "storing its result so its end can be read. A rate is chains ÷ (last chain's end - first enqueue). "
+        "storing its result so its end can be read, on stock kombu: our `broker_transport` "
+        "(`tasks/transport.py`, one Redis client per pool instead of one per publish or ack) is ours, not "
+        "Celery's. A rate is chains ÷ (last chain's end - first enqueue). "
         "Commands are `INFO commandstats` deltas on the private Redis less the bench's own completion polling "
         f"and less the background of both idle workers ({o['background_per_s']:.1f} commands/s, measured for 3 s "
         "and taken off each repetition); they include the producer's.\n",
