@@ -38,6 +38,9 @@ def publish(app: Celery, rt: Runtime, run_id: str, step: str, seq: int, generati
             ignore_result=True,
             retry=True,
             retry_policy=PUBLISH_RETRY,
+            # What Celery's saferepr would write for these two plain values, without its walk per publish.
+            argsrepr=repr((run_id, seq)),
+            kwargsrepr="{}",
         )
         return True
     except Exception as exc:  # the carrier covers it: never fail the caller for a lost wake-up
