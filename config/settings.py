@@ -19,7 +19,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from aep_activator.config.validation import describe_validation_error, env_var
 
 DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
-REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel", "sentinels")
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+"""The schemes that all three users of ``REDIS_URL`` take: kombu's broker transports, Celery's result
+backends and redis-py (the ledgers). ``unix://`` and ``sentinels://`` are refused with a reason: redis-py
+reads them, but neither kombu nor Celery has a transport or backend by those names, so a worker would
+fail at its start."""
+_UNSERVED_SCHEMES = {
+    "unix": "a Unix socket has no broker transport by that name in kombu (nor a result backend in Celery)",
+    "sentinels": "TLS to the Sentinel master has no broker transport by that name in kombu (nor a result "
+    "backend in Celery); use sentinel://",
+}
 
 
 class SettingsError(ValueError):
@@ -35,6 +44,8 @@ def _http_url(value: str) -> str:
 
 def _redis_url(value: str) -> str:
     scheme = urlsplit(value).scheme
+    if scheme in _UNSERVED_SCHEMES:
+        raise ValueError(f"{scheme}:// is not supported: {_UNSERVED_SCHEMES[scheme]}")
     if scheme not in REDIS_SCHEMES:
         raise ValueError(f"must start with one of {', '.join(s + '://' for s in REDIS_SCHEMES)}")
     return value

@@ -6,9 +6,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import kombu
 import pytest
+from celery.app.backends import by_url
 
 from aep_activator.config.settings import DEFAULT_SCOPES, Settings, SettingsError, get_settings, load_settings
+from aep_activator.tasks.celery import celery_config
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -192,13 +195,30 @@ def test_require_aep_names_only_what_is_missing(monkeypatch: pytest.MonkeyPatch)
         "redis://127.0.0.1:6379/0",
         "rediss://user:pw@redis.example:6380/1",
         "sentinel://sentinel-1:26379/mymaster",
-        "sentinels://sentinel-1:26379/mymaster",
-        "unix:///var/run/redis.sock",
     ],
 )
 def test_every_redis_scheme_celery_understands_is_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("REDIS_URL", url)
-    assert load_settings().redis_url == url
+    s = load_settings()
+    assert s.redis_url == url
+    # What the worker will do with it: kombu finds a broker transport and Celery a result backend.
+    config = celery_config(s)
+    assert kombu.Connection(config["broker_url"], transport=config.get("broker_transport")).get_transport_cls()
+    assert by_url(config["result_backend"])[0]
+
+
+@pytest.mark.parametrize(("url", "reason"), [("unix:///var/run/redis.sock", "Unix socket"),
+                                             ("sentinels://sentinel-1:26379/mymaster", "use sentinel://")])
+def test_redis_schemes_that_kombu_or_celery_cannot_serve_are_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str, reason: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "REDIS_URL" in str(info.value) and "is not supported" in str(info.value) and reason in str(info.value)
+    # The reason holds: stock kombu has no transport by that name.
+    with pytest.raises(KeyError):
+        kombu.Connection(url).get_transport_cls()
 
 
 def test_a_dotenv_file_in_the_working_directory_is_read(tmp_path: Path) -> None:
