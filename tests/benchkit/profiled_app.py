@@ -1,10 +1,12 @@
-"""Our Celery app with cProfile in every pool child: ``python -m tests.bench --profile DIR``.
+"""Our Celery app with cProfile in every pool child, for finding where a step's CPU goes.
 
-``celery -A tests.benchkit.profiled_app worker`` runs ``workers.app`` unchanged; when
-``BENCH_PROFILE_DIR`` is set, each pool child profiles itself from its start until its shutdown and
-dumps ``<dir>/child-<pid>.prof``, and the main process (consumer, delay pump) dumps ``main-<pid>.prof``.
-For investigation only; the figures in BENCHMARKS.md come from unprofiled workers.
-"""
+``BENCH_PROFILE_DIR=/tmp/prof celery -A tests.benchkit.profiled_app worker …`` runs ``workers.app``
+unchanged (``tests/benchkit/procs.start_worker(stack, app="tests.benchkit.profiled_app",
+env={"BENCH_PROFILE_DIR": …})`` starts one as the bench starts its workers). Each pool child profiles
+itself from its start until its shutdown and dumps ``<dir>/child-<pid>.prof``, and the main process
+(consumer, events, watchdog) dumps ``main-<pid>.prof``; read them with ``pstats``. For investigation
+only: cProfile multiplies a step's CPU about five times, and the figures in BENCHMARKS.md come from
+unprofiled workers."""
 
 from __future__ import annotations
 
