@@ -254,7 +254,7 @@ def resume_run(run_id: str, *, actor: str = "cli") -> RunRecord:
     if record is None:
         raise KeyError(run_id)
     if record.status is not RunStatus.FAILED:
-        raise ValueError(f"run {run_id} is {record.status}; only a failed run can be resumed")
+        raise ValueError(f"run {run_id} has status {record.status}; only a failed run can be resumed")
     req = ActivationRequest.model_validate(record.request)
     names = [s.name for s in rt.plan.steps_for(req)]
     failed_at = record.failure.step if record.failure and record.failure.step in names else record.step

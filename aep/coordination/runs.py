@@ -283,5 +283,5 @@ class RunLedger:
         )  # fmt: skip
         items = [as_text(x) for x in raw]
         if items[0] != "ok":
-            raise ValueError(f"run {run_id} is {items[1]}; only a failed run can be resumed")
+            raise ValueError(f"run {run_id} has status {items[1]}; only a failed run can be resumed")
         return Created("resumed", run_id, RunStatus.QUEUED, items[1], int(items[2]), int(items[3]))
