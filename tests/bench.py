@@ -90,7 +90,7 @@ class Sizes:
 
     name: str
     chains: int  # chains per overhead repetition
-    reps: int  # overhead repetitions per variant
+    reps: int  # overhead repetitions per variant (7 in FULL: one slow patch of this shared machine moves a median of 3)
     warmup: int
     concurrency: int  # pool processes of every worker
     counted_chains: int  # runs through the counted worker (round trips by purpose)
@@ -101,7 +101,7 @@ class Sizes:
     enqueue_calls: int  # stage 4
 
 
-FULL = Sizes("full", chains=120, reps=3, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
+FULL = Sizes("full", chains=120, reps=7, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
              detect_warmup=10, detect_runs=80, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
 QUICK = Sizes("quick", chains=20, reps=3, warmup=3, concurrency=2, counted_chains=5, inflight=200,
               detect_warmup=8, detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
