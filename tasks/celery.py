@@ -36,15 +36,12 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "unacked_restore_interval": max(1, min(30, int(s.visibility_timeout_s / 10))),
         "unacked_restore_throttle": 1,
     }
-    if s.redis_url.startswith(("sentinel://", "sentinels://")):
+    if s.redis_url.startswith("sentinel://"):  # the settings refuse sentinels:// (no kombu transport)
         transport["master_name"] = _sentinel_master(s.redis_url)
-    extra: dict[str, Any] = {}
-    if (broker_transport := transport_for(s.redis_url)) is not None:
-        # kombu's Redis transport, reusing one client per pool (tasks/transport.py explains why).
-        extra["broker_transport"] = broker_transport
     return {
         "broker_url": s.redis_url,
-        **extra,
+        # kombu's Redis transport, reusing one client per pool (tasks/transport.py explains why).
+        "broker_transport": transport_for(s.redis_url),
         "result_backend": s.redis_url,
         "broker_transport_options": transport,
         "result_backend_transport_options": transport,

@@ -42,7 +42,7 @@ def create_noop_app(settings: Settings, n: int | None = None) -> Celery:
     # set_as_current=False: the bench process produces our runs through our app, which must stay current.
     app = Celery("bench_noop", set_as_current=False)
     config = {**celery_config(settings), "imports": []}
-    config.pop("broker_transport", None)  # stock kombu: the baseline is bare Celery
+    config["broker_transport"] = None  # stock kombu, chosen by the URL's scheme: the baseline is bare Celery
     app.config_from_object(config)
     *steps, last = task_names(n)
     for name in steps:

@@ -10,7 +10,7 @@ import redis
 
 from aep_activator.config.settings import Settings
 from aep_activator.tasks.celery import celery_config
-from aep_activator.tasks.transport import SentinelTransport, Transport, transport_for
+from aep_activator.tasks.transport import SentinelTransport, Transport, _ReusedClient, transport_for
 
 
 @pytest.mark.parametrize(
@@ -26,15 +26,31 @@ def test_the_broker_transport_follows_the_url_scheme(url: str, expected: str | N
     assert transport_for(url) == expected
 
 
-def test_celery_config_selects_it_and_kombu_resolves_it() -> None:
-    config = celery_config(Settings(redis_url="redis://127.0.0.1:6379/3"))
-    conn = kombu.Connection(config["broker_url"], transport=config["broker_transport"])
-    assert conn.get_transport_cls() is Transport
-    assert issubclass(SentinelTransport.Channel, Transport.Channel.__mro__[1])  # the same mixin
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/3", Transport),
+        ("sentinel://s1:26379;sentinel://s2:26379?master_name=m", SentinelTransport),
+    ],
+)
+def test_celery_config_selects_it_and_kombu_resolves_it(url: str, expected: type) -> None:
+    config = celery_config(Settings(redis_url=url))
+    conn = kombu.Connection(config["broker_url"], transport=config["broker_transport"])  # no connection is made
+    assert conn.get_transport_cls() is expected
+    assert issubclass(expected.Channel, _ReusedClient)
 
 
 def test_one_client_per_pool_and_a_new_one_when_the_pool_is_replaced(redis_url: str) -> None:
     queue = f"test-transport-{uuid.uuid4().hex}"
+    try:
+        _reuse_then_replace(redis_url, queue)
+    finally:  # the queue and kombu's binding set for it (_kombu.binding.<queue>)
+        with redis.Redis.from_url(redis_url) as client:
+            for key in client.scan_iter(match=f"*{queue}*"):
+                client.delete(key)
+
+
+def _reuse_then_replace(redis_url: str, queue: str) -> None:
     with kombu.Connection(redis_url, transport=Transport) as conn:
         channel = conn.default_channel
         first = channel._create_client()
@@ -51,5 +67,3 @@ def test_one_client_per_pool_and_a_new_one_when_the_pool_is_replaced(redis_url: 
         assert second.ping()
         # Asynchronous clients (BRPOP, pub/sub) are kombu's as before: a new one each time.
         assert channel._create_client(asynchronous=True) is not channel._create_client(asynchronous=True)
-    with redis.Redis.from_url(redis_url) as client:
-        client.delete(queue)
