@@ -195,7 +195,8 @@ def test_status_shows_every_wait_and_exits_with_the_run_state(make_stack):
     polling = aep(env, "run", "-d", f"{FLOW}={MAPPED}", "--version", "2").stdout.strip()
     failing = aep(env, "run", "-d", f"{FLOW}={UNMAPPED}", "--version", "2", "--no-segment-job").stdout.strip()
     activating = aep(env, "run", "-d", f"{FLOW}={OTHER}", "--version", "2", "--no-segment-job").stdout.strip()
-    queued_only = aep({**env, "AEP_QUEUE": "nobody-reads-this"}, "run", EXAMPLE).stdout.strip()
+    # A queue no worker reads, named after the stack's so that its cleanup removes kombu's keys for it.
+    queued_only = aep({**env, "AEP_QUEUE": f"{stack.queue}-nobody-reads-this"}, "run", EXAMPLE).stdout.strip()
     stack.wait_worker_ready(worker)
     deadline = time.monotonic() + 60
     while True:
