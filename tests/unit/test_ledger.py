@@ -491,6 +491,23 @@ def test_a_record_of_an_unknown_layout_is_left_alone(world: World) -> None:
     assert world.client.hget(world.keys.run("r1"), "v") == b"9"
 
 
+def test_runs_admitted_milliseconds_apart_are_ranked_in_the_order_they_came(world: World) -> None:
+    # A score near 1e11 printed by Lua's own number-to-text (14 digits) is rounded to 10 ms: the run
+    # admitted 3 ms after another would not count it as ahead and be promised the same window.
+    line, window = world.keys.line("adhoc", "org"), 86400
+    admission = {"name": "adhoc", "line": line, "committed": world.keys.quota("adhoc", "org", 0), "limit": 1,
+                 "window_end": T0 + window, "window_s": window}  # fmt: skip
+    forecasts = []
+    for i, dt in enumerate((0.230, 0.231, 0.234, 0.2341)):
+        world.clock.t = T0 + dt
+        created = world.ledger.create({}, started_by="t", first_step="s1", run_id=f"r{i}", lines=[admission])
+        assert created.admission is not None
+        forecasts.append((created.admission.verdict, created.admission.opens_at, created.admission.place))
+    assert forecasts == [("now", 0, 0), ("waits", T0 + window, 1), ("waits", T0 + 2 * window, 1),
+                         ("waits", T0 + 3 * window, 1)]  # fmt: skip
+    assert [m.decode() for m in world.client.zrange(line, 0, -1)] == ["r0", "r1", "r2", "r3"]
+
+
 def test_cancelling_a_layout_2_record_leaves_its_quota_lines(world: World) -> None:
     line = world.keys.line("adhoc", "org")
     admission = {"name": "adhoc", "line": line, "committed": world.keys.quota("adhoc", "org", 0), "limit": 5,

@@ -52,9 +52,11 @@ local score = tonumber(adm['priority'] or 1) * 1e11 + now   -- schedules first, 
 local forecast = {verdict = 'now', opens_at = 0, place = 0, quotas = {}}
 local scores = {}
 for _, l in ipairs(adm['lines'] or {}) do
-  redis.call('ZREMRANGEBYSCORE', l['line'], 0, now - ttl)                 -- runs long gone: producers
-  redis.call('ZREMRANGEBYSCORE', l['line'], 1e11, 1e11 + now - ttl)       -- ... and schedules
-  local ahead = redis.call('ZCOUNT', l['line'], '-inf', '(' .. score)
+  redis.call('ZREMRANGEBYSCORE', l['line'], 0, now - ttl)                 -- runs long gone: told 'now' and schedules
+  redis.call('ZREMRANGEBYSCORE', l['line'], 1e11, 1e11 + now - ttl)       -- ... and the others
+  -- All 17 digits: Lua's own number-to-text keeps 14, which near 1e11 rounds the score to 10 ms and
+  -- would leave a run admitted milliseconds earlier out of the count.
+  local ahead = redis.call('ZCOUNT', l['line'], '-inf', '(' .. string.format('%.17g', score))
   local used = redis.call('SCARD', l['committed'])
   local limit = tonumber(l['limit'])
   local q = {quota = l['name'], used = used, limit = limit, ahead = ahead, verdict = 'now', opens_at = 0, place = 0}
