@@ -12,27 +12,31 @@ Retries: the transport retries connection failures and 5xx for idempotent method
 ``Retry``); a POST is never re-sent automatically, because a second ``POST /segment/jobs`` burns a
 second on-demand evaluation. Everything else is the caller's decision, made from the error type.
 A 401 triggers one token refresh and one re-send (AEP did not act on a request it refused).
+
+The transport is a ``requests.Session`` (aep/api/transport.py), whose urllib3 pool most calls use
+directly.
 """
 
 from __future__ import annotations
 
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from json import dumps
 from typing import Any, TypeVar
 
 import requests
 import urllib3
 from pydantic import BaseModel, ValidationError
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from aep_activator.aep.api.auth import TokenProvider
 from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_from_exception, error_from_response
 from aep_activator.aep.api.observe import notify
+from aep_activator.aep.api.transport import IDEMPOTENT, make_session, query, send
+
+__all__ = ["IDEMPOTENT", "AEPClient", "current_request_id", "make_session", "request_id", "tracing"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,41 +84,9 @@ def current_request_id() -> str | None:
     return trace.last_id if trace is not None else None
 
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Answers larger than this are refused as malformed rather than read into a worker's memory."""
-
-
-
-def make_session(*, retries: int = 2, pool_size: int = 10) -> requests.Session:
-    """A session whose transport retries only what is safe to repeat.
-
-    ``allowed_methods`` excludes POST, so read errors and 5xx after a POST was sent surface as
-    ``OutcomeUnknown``. Connect errors are retried for every method: nothing was sent. The backoff is
-    sub-second on purpose: longer waits belong to the task layer, which reschedules instead of sleeping.
-    """
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        other=0,
-        allowed_methods=IDEMPOTENT,
-        status_forcelist=(500, 502, 503, 504),
-        backoff_factor=0.1,
-        backoff_max=1.0,
-        respect_retry_after_header=False,
-        raise_on_status=False,
-    )
-    session = requests.Session()
-    # requests re-reads proxy settings from the environment on every request (a quarter of a call's
-    # time in the benchmark). Read them once here instead; NO_PROXY is not consulted per host then.
-    session.trust_env = False
-    session.proxies = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+USER_AGENT = "aep-activator"
 
 
 class AEPClient:
@@ -137,6 +109,7 @@ class AEPClient:
         self._sandbox = sandbox
         self._session = session or make_session()
         self._timeout = timeout
+        self._base_path = urllib3.util.parse_url(self.base_url).path or ""
         self._max_body = max_body_bytes
         # Imported here: the resources module imports this one for AEPClient's type.
         from aep_activator.aep.api.resources import Activations, ExportJobs, FlowRuns, Flows, SegmentJobs
@@ -165,20 +138,22 @@ class AEPClient:
     def close(self) -> None:
         self._session.close()
 
-    def _headers(self, token: str, extra: dict[str, str | None] | None, has_body: bool) -> dict[str, str | None]:
+    def _headers(self, token: str, extra: dict[str, str | None] | None, has_body: bool) -> dict[str, str]:
         headers: dict[str, str | None] = {
             "x-request-id": request_id(),
             "Authorization": f"Bearer {token}",
             "x-api-key": self._api_key,
             "x-gw-ims-org-id": self._org_id,
             "Accept": "application/json",
+            "Accept-Encoding": "gzip, deflate",
+            "User-Agent": USER_AGENT,
         }
         if self._sandbox:
             headers["x-sandbox-name"] = self._sandbox
         if has_body:
             headers["Content-Type"] = "application/json"
         headers.update(extra or {})
-        return headers
+        return {k: v for k, v in headers.items() if v is not None}  # None removes a header, as in requests
 
     def request(
         self,
@@ -191,22 +166,16 @@ class AEPClient:
     ) -> requests.Response:
         """Send one request; return a 2xx answer with its body read, or raise an ``AEPError``."""
         url = self.base_url + path
+        target = url + query(params, "&" if "?" in path else "?")
+        # Encoded here, before anything is sent: a body that is not JSON (NaN, a set) is the caller's bug.
+        body = None if json is None else dumps(json, allow_nan=False).encode()
         idempotent = method.upper() in IDEMPOTENT
         for attempt in (1, 2):
             token = self._tokens.token()
-            sent = self._headers(token, headers, json is not None)
+            sent = self._headers(token, headers, body is not None)
             started = time.monotonic()
             try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    headers=sent,
-                    timeout=self._timeout,
-                    stream=True,
-                    allow_redirects=False,  # a redirected POST would be re-sent, and our headers with it
-                )
+                resp = self._send(method, target, body, sent)
                 self._read_body(resp)
             except requests.RequestException as exc:
                 notify(method, path, "error", started, sent.get("x-request-id"))
@@ -223,6 +192,11 @@ class AEPClient:
                 continue
             raise err
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> requests.Response:
+        """One request through the transport (aep/api/transport.py); the answer's body is not read yet."""
+        return send(self._session, method, url, self._base_path + url[len(self.base_url) :], body=body,
+                    headers=headers, timeout=self._timeout)  # fmt: skip
 
     def _read_capped(self, resp: requests.Response) -> bytes:
         """The body, at most ``max_body + 1`` bytes, read in small chunks.

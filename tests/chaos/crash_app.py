@@ -2,7 +2,7 @@
 
 ``celery -A tests.chaos.crash_app worker`` runs the production code unchanged; this module installs a
 hook at every named crash point (tasks/crashpoints.py) and adds two more by wrapping third-party code:
-``post-sent`` (requests' adapter returned a POST's answer, which is not read yet) and ``brpop`` (kombu's
+``post-sent`` (the client's transport returned a POST's answer, which is not read yet) and ``brpop`` (kombu's
 Redis transport popped a message and has not recorded it as unacked yet: the message is lost if the
 process dies here).
 
@@ -25,11 +25,12 @@ import os
 import signal
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import kombu.transport.redis
-import requests.adapters
 from billiard.exceptions import SoftTimeLimitExceeded
 
+from aep_activator.aep.api.client import AEPClient
 from aep_activator.aep.api.paths import POSTS
 from aep_activator.tasks import crashpoints
 from aep_activator.tasks.celery import app
@@ -73,19 +74,19 @@ def hook(point: str, run_id: str, step: str) -> None:
 
 crashpoints.install(hook)
 
-_send = requests.adapters.HTTPAdapter.send
+_send = AEPClient._send
 
 
-def _send_then_crash(self: requests.adapters.HTTPAdapter, request: Any, *args: Any, **kwargs: Any) -> Any:
-    response = _send(self, request, *args, **kwargs)
-    path = requests.utils.urlparse(request.url).path.rstrip("/")
-    if request.method == "POST" and path.endswith(tuple(POSTS)):
-        run_id, _, rest = str(request.headers.get("x-request-id", "")).partition(".")
+def _send_then_crash(self: AEPClient, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
+    response = _send(self, method, url, body, headers)
+    path = urlsplit(url).path.rstrip("/")
+    if method == "POST" and path.endswith(tuple(POSTS)):
+        run_id, _, rest = headers.get("x-request-id", "").partition(".")
         hook("post-sent", run_id, rest.split(".", 1)[0])
     return response
 
 
-requests.adapters.HTTPAdapter.send = _send_then_crash  # type: ignore[method-assign]
+AEPClient._send = _send_then_crash  # type: ignore[method-assign]
 
 _append = kombu.transport.redis.QoS.append
 

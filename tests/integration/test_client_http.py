@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
 
 from aep_activator.aep.api.client import AEPClient, make_session
 from aep_activator.aep.api.errors import (
@@ -184,8 +186,36 @@ def tokens() -> CountingTokens:
     return CountingTokens()
 
 
+class _ThroughSession(HTTPAdapter):
+    """Any adapter but requests' own makes the transport send through ``Session.request``."""
+
+
+def session_for(path: str) -> requests.Session:
+    """A ``make_session()`` session whose calls take ``path``: "pool" (urllib3's pool directly, the
+    default; ``Session.request`` then fails the test) or "session" (requests' whole machinery)."""
+    session = make_session()
+    if path == "pool":
+
+        def not_this_way(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("the call went through Session.request, not the adapter's pool")
+
+        session.request = not_this_way  # type: ignore[method-assign]
+    else:
+        adapter = _ThroughSession(max_retries=session.get_adapter("http://x").max_retries)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    return session
+
+
+@pytest.fixture(params=["pool", "session"])
+def transport_path(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def make_client(stub: APIStub, tokens: CountingTokens) -> Iterator[Callable[..., AEPClient]]:
+def make_client(
+    stub: APIStub, tokens: CountingTokens, transport_path: str
+) -> Iterator[Callable[..., AEPClient]]:
     clients: list[AEPClient] = []
 
     def make(**kw: Any) -> AEPClient:
@@ -194,7 +224,7 @@ def make_client(stub: APIStub, tokens: CountingTokens) -> Iterator[Callable[...,
             "api_key": API_KEY,
             "org_id": ORG,
             "sandbox": "prod",
-            "session": make_session(),
+            "session": session_for(transport_path),
             "timeout": (2.0, 2.0),
         }
         args.update(kw)
@@ -304,6 +334,25 @@ def test_v1_activation_sends_export_ids_without_the_version_header(stub: APIStub
     assert r.json() == {"activationInfo": {"dest-1": ["seg-1"]}, "exportIds": ["11037"]}
     # The ad-hoc spec: v1 sends no Accept header at all ("Without this header, v1 behavior applies").
     assert "Accept" not in r.headers
+
+
+def test_both_transport_paths_put_the_same_request_on_the_wire(stub: APIStub, tokens: CountingTokens) -> None:
+    stub.on("POST", SEGMENT_JOBS, Reply(body=SEGMENT_JOB))
+    stub.on("GET", SEGMENT_JOBS, Reply(body={"_page": {"totalCount": 0, "pageSize": 0}, "children": []}))
+    for path in ("pool", "session"):
+        client = AEPClient(stub.url, tokens=tokens, api_key=API_KEY, org_id=ORG, sandbox="prod",
+                           session=session_for(path))  # fmt: skip
+        client.segment_jobs.create(["seg-1"])
+        client.segment_jobs.list(status=SegmentJobStatus.PROCESSING, limit=5, segment_id="seg-1")
+        client.close()
+    pool, session = stub.requests[:2], stub.requests[2:]
+
+    def wire(r: Seen) -> tuple[Any, ...]:
+        headers = {k: v for k, v in r.headers.items() if k not in ("x-request-id", "Host")}
+        return r.method, r.path, r.query, sorted(headers.items()), r.body
+
+    assert [wire(r) for r in pool] == [wire(r) for r in session]
+    assert [sorted(r.headers) for r in pool] == [sorted(r.headers) for r in session]
 
 
 def test_invalid_activation_requests_are_refused_before_anything_is_sent(
@@ -575,9 +624,10 @@ def test_a_429_on_a_post_is_rate_limited_with_retry_after_and_sent_once(
     assert len(stub.requests) == 1
 
 
-def test_a_refused_connection_on_a_post_is_transient(tokens: CountingTokens) -> None:
+def test_a_refused_connection_on_a_post_is_transient(tokens: CountingTokens, transport_path: str) -> None:
     client = AEPClient(
-        f"http://127.0.0.1:{_closed_port()}", tokens=tokens, api_key=API_KEY, org_id=ORG, timeout=(1.0, 1.0)
+        f"http://127.0.0.1:{_closed_port()}", tokens=tokens, api_key=API_KEY, org_id=ORG, timeout=(1.0, 1.0),
+        session=session_for(transport_path),
     )
     try:
         with pytest.raises(TransientError) as info:
