@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from redis.utils import HIREDIS_AVAILABLE
+
 from tests.benchkit.fixture import AUDIENCES, PER_DATAFLOW
 
 # Issue 13, "Done when".
@@ -242,7 +244,9 @@ def _overhead(o: dict[str, Any], sizes: Any, meta: dict[str, Any]) -> str:
         "(`tests/benchkit/noop.py`) declared like our steps (`acks_late=False`, `ignore_result=True`), the last "
         "storing its result so its end can be read, on stock kombu: our `broker_transport` "
         "(`tasks/transport.py`, one Redis client per pool instead of one per publish or ack) is ours, not "
-        "Celery's. A rate is chains ÷ (last chain's end - first enqueue). "
+        "Celery's. Both parse Redis replies "
+        f"{'with hiredis (`redis[hiredis]`, a dependency of ours)' if HIREDIS_AVAILABLE else 'in pure Python'}. "
+        "A rate is chains ÷ (last chain's end - first enqueue). "
         "Commands are `INFO commandstats` deltas on the private Redis less the bench's own completion polling "
         f"and less the background of both idle workers ({o['background_per_s']:.1f} commands/s, measured for 3 s "
         "and taken off each repetition); they include the producer's.\n",
