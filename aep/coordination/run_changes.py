@@ -106,7 +106,7 @@ class Change:
         body: dict[str, Any] = {
             "set": {k: _field_text(v) for k, v in self.set.items()},
             "del": list(self.delete),
-            "events": [asdict(e) for e in self.events],
+            "events": [dict(vars(e)) for e in self.events],  # flat: asdict's deep copy cost ~2 % of a step
             "claims": [list(c) for c in self.claims],
             "settle": self.settle,
             "status": self.status.value,
@@ -118,7 +118,7 @@ class Change:
         if self.observe:
             body["observe"] = dict(self.observe)
         if self.next is not None:
-            body["next"] = asdict(self.next)
+            body["next"] = dict(vars(self.next))
         if self.finish_status is not None:
             body["finish"] = {"status": self.finish_status.value}
             if self.failure is not None:
