@@ -251,10 +251,14 @@ class ActivationState(SegmentationState):
             sandbox = self._sandbox(sandbox_name)
             order_text = orderby or self._config.lists.flow_runs_orderby
             order = queries.parse_orderby(order_text, _bad_request)
-            flows = queries.required_values(clauses, "flowId")  # render only the runs that can match
+            # Render only the runs that can match: a list by dataflow and status (the preflight's, once a
+            # run) would otherwise render every run the dataflow ever had, and slow down as they pile up.
+            flows = queries.required_values(clauses, "flowId")
+            statuses = queries.required_values(clauses, "metrics.statusSummary.status")
             rendered = [
                 (r.seq, r.render(now)) for r in self.flow_runs.values()
                 if r.sandbox.sandboxName == sandbox.sandboxName and (flows is None or r.flow_id in flows)
+                and (statuses is None or r.status(now).value in statuses)
             ]  # fmt: skip
             matching = [(s, body) for s, body in rendered if all(c.matches(body) for c in clauses)]
             keyed = queries.ordered([(queries.sort_key(body, s, order), body) for s, body in matching], order)

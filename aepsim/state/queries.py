@@ -147,11 +147,13 @@ def _compare(leaf: Any, op: str, value: str, caseless: bool) -> bool:
 def required_values(clauses: Iterable[Clause], path: str) -> frozenset[str] | None:
     """The values ``path`` must equal exactly for an entity to match every clause, or None when no
     clause says so (a pre-filter only: the clauses still decide). A value that reads as a number is
-    compared as one, so such a clause gives no exact set."""
+    compared as one, so such a clause gives no exact set. A caseless path's values are lowercased:
+    compare them with the lowercased field."""
+    caseless = path in _CASELESS
     required: frozenset[str] | None = None
     for c in clauses:
-        if c.path == path and c.op == "==" and path not in _CASELESS and all(_number(v) is None for v in c.values):
-            values = frozenset(c.values)
+        if c.path == path and c.op == "==" and all(_number(v) is None for v in c.values):
+            values = frozenset(v.lower() if caseless else v for v in c.values)
             required = values if required is None else required & values
     return required
 

@@ -148,6 +148,28 @@ def test_flow_id_clauses_give_the_same_runs_as_the_other_filters_with_or_without
     assert parse("flowId==12") is None, "a value that reads as a number is compared as one: no exact set"
 
 
+def test_a_list_by_status_renders_only_the_runs_in_that_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aep_activator.aepsim.state.flow_runs import FlowRunRecord
+    from aep_activator.aepsim.state.queries import parse_properties, required_values
+
+    api = Api()
+    _, gold, _ = finished_runs(api)
+    render, rendered = FlowRunRecord.render, []
+
+    def counted(self: FlowRunRecord, now: float) -> dict[str, Any]:
+        rendered.append(self.id)
+        return render(self, now)
+
+    monkeypatch.setattr(FlowRunRecord, "render", counted)
+    assert api.run_ids(property=[f"flowId=={FLOW_A}", "metrics.statusSummary.status==processing"]) == []
+    assert rendered == [], "the preflight's list would otherwise render every run the dataflow ever had"
+    assert api.run_ids(property="metrics.statusSummary.status==Failed") == [gold]
+    assert rendered == [gold]
+    status = "metrics.statusSummary.status"
+    assert required_values(parse_properties([f"{status}==Failed,SUCCESS"], AssertionError), status) == {
+        "failed", "success"}  # fmt: skip
+
+
 @pytest.mark.parametrize("bad", ["flowId", "==x", "flowId==", "metrics..status==x", "a[]b==c"])
 def test_a_malformed_property_filter_is_a_flow_service_400(bad: str) -> None:
     r = Api().call("GET", paths.FLOW_RUNS, params={"property": bad})
