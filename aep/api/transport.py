@@ -12,7 +12,7 @@ in-process simulator's, a test's) or a proxy goes through ``Session.request``.
 from __future__ import annotations
 
 import urllib.request
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import requests
@@ -81,7 +81,10 @@ def send(
     request = requests.PreparedRequest()
     request.method, request.url, request.headers = method, url, CaseInsensitiveDict(headers)
     try:
-        raw = adapter.poolmanager.connection_from_url(url).urlopen(
+        # requests' own choice of pool: for https, its TLS context (certificates verified against
+        # certifi's bundle, as on the session path).
+        pool = cast(urllib3.HTTPConnectionPool, adapter.get_connection_with_tls_context(request, verify=True))
+        raw = pool.urlopen(
             method, target, body=body, headers=headers, retries=adapter.max_retries,
             timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]), redirect=False, assert_same_host=False,
             preload_content=False, decode_content=False,

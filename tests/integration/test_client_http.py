@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -353,6 +356,41 @@ def test_both_transport_paths_put_the_same_request_on_the_wire(stub: APIStub, to
 
     assert [wire(r) for r in pool] == [wire(r) for r in session]
     assert [sorted(r.headers) for r in pool] == [sorted(r.headers) for r in session]
+
+
+def test_a_certificate_no_trusted_authority_signed_is_refused_on_both_paths(
+    tmp_path: Path, tokens: CountingTokens, transport_path: str
+) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.handle_error = lambda *args: None  # type: ignore[method-assign]  # the refused handshake
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = AEPClient(f"https://127.0.0.1:{server.server_address[1]}", tokens=tokens, api_key=API_KEY, org_id=ORG,
+                       session=session_for(transport_path), timeout=(2.0, 2.0))  # fmt: skip
+    try:
+        with pytest.raises(TransientError, match="SSLError"):
+            client.segment_jobs.get("job-1")
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+    assert served == [], "no request went out over a connection whose certificate was not verified"
 
 
 def test_invalid_activation_requests_are_refused_before_anything_is_sent(
