@@ -246,12 +246,16 @@ def error_from_exception(exc: requests.RequestException, *, method: str, url: st
     return OutcomeUnknown(f"AEP did not answer after the request was sent ({name})", **ctx)
 
 
+_NEVER_SENT = (
+    "NewConnectionError", "Connection refused", "Name or service not known", "ConnectTimeout",
+    # The server's certificate was refused: the TLS handshake failed before the request was written.
+    "SSLCertVerificationError", "CERTIFICATE_VERIFY_FAILED",
+)  # fmt: skip
+
+
 def _never_sent(exc: requests.ConnectionError) -> bool:
     text = repr(exc)
-    return any(
-        marker in text
-        for marker in ("NewConnectionError", "Connection refused", "Name or service not known", "ConnectTimeout")
-    )
+    return any(marker in text for marker in _NEVER_SENT)
 
 
 def refunds_quota(exc: BaseException) -> bool:

@@ -386,6 +386,10 @@ def test_a_certificate_no_trusted_authority_signed_is_refused_on_both_paths(
     try:
         with pytest.raises(TransientError, match="SSLError"):
             client.segment_jobs.get("job-1")
+        with pytest.raises(TransientError) as info:
+            client.segment_jobs.create(["seg-1"])
+        # not OutcomeUnknown: the handshake failed before a byte of the POST left, so its slot is refunded
+        assert type(info.value) is TransientError and "could not connect" in str(info.value)
     finally:
         client.close()
         server.shutdown()
