@@ -36,7 +36,7 @@ from aep_activator.aep.api.errors import AuthError, MalformedResponse, error_fro
 from aep_activator.aep.api.observe import notify
 from aep_activator.aep.api.transport import IDEMPOTENT, make_session, query, send
 
-__all__ = ["IDEMPOTENT", "AEPClient", "current_request_id", "make_session", "request_id", "tracing"]
+__all__ = ["AEPClient", "current_request_id", "make_session", "request_id", "tracing"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -166,7 +166,7 @@ class AEPClient:
     ) -> requests.Response:
         """Send one request; return a 2xx answer with its body read, or raise an ``AEPError``."""
         url = self.base_url + path
-        target = url + query(params, "&" if "?" in path else "?")
+        target = path + query(params, "&" if "?" in path else "?")  # relative to the base URL
         # Encoded here, before anything is sent: a body that is not JSON (NaN, a set) is the caller's bug.
         body = None if json is None else dumps(json, allow_nan=False).encode()
         idempotent = method.upper() in IDEMPOTENT
@@ -193,9 +193,10 @@ class AEPClient:
             raise err
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> requests.Response:
-        """One request through the transport (aep/api/transport.py); the answer's body is not read yet."""
-        return send(self._session, method, url, self._base_path + url[len(self.base_url) :], body=body,
+    def _send(self, method: str, target: str, body: bytes | None, headers: dict[str, str]) -> requests.Response:
+        """One request for ``target`` (path and query, relative to the base URL) through the transport
+        (aep/api/transport.py); the answer's body is not read yet."""
+        return send(self._session, method, self.base_url + target, self._base_path + target, body=body,
                     headers=headers, timeout=self._timeout)  # fmt: skip
 
     def _read_capped(self, resp: requests.Response) -> bytes:

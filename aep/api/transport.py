@@ -122,6 +122,8 @@ def _as_requests_error(
         reason, urllib3.exceptions.NewConnectionError
     ):
         return requests.ConnectTimeout(exc, request=request)
+    # A read timeout the Retry gave up on (a GET's) is a ConnectionError in requests; a POST's, never
+    # retried, comes bare and is a ReadTimeout. Both are "no answer" to aep/api/errors.py.
     if isinstance(reason, urllib3.exceptions.ReadTimeoutError) and reason is exc:
         return requests.ReadTimeout(exc, request=request)
     if isinstance(reason, urllib3.exceptions.SSLError):

@@ -77,9 +77,9 @@ crashpoints.install(hook)
 _send = AEPClient._send
 
 
-def _send_then_crash(self: AEPClient, method: str, url: str, body: Any, headers: dict[str, str]) -> Any:
-    response = _send(self, method, url, body, headers)
-    path = urlsplit(url).path.rstrip("/")
+def _send_then_crash(self: AEPClient, method: str, target: str, body: Any, headers: dict[str, str]) -> Any:
+    response = _send(self, method, target, body, headers)
+    path = urlsplit(target).path.rstrip("/")
     if method == "POST" and path.endswith(tuple(POSTS)):
         run_id, _, rest = headers.get("x-request-id", "").partition(".")
         hook("post-sent", run_id, rest.split(".", 1)[0])
