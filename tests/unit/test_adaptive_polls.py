@@ -8,13 +8,22 @@ import math
 import random
 import statistics
 from collections.abc import Iterator
+from statistics import NormalDist
 
 import pytest
 import redis
 
 from aep_activator.aep.coordination.durations import DurationSummary
 from aep_activator.aep.coordination.keys import Keys
-from aep_activator.aep.pipeline.adaptive import DENSE, adaptive_delay, earliest_end, quantile, student_t
+from aep_activator.aep.pipeline.adaptive import (
+    DENSE,
+    EARLY_CONFIDENCE,
+    EARLY_Q,
+    adaptive_delay,
+    earliest_end,
+    quantile,
+    tolerance_factor,
+)
 from aep_activator.aep.pipeline.backoff import PollSchedule
 from aep_activator.aepsim.config import Guardrails, SimulatorConfig
 from aep_activator.aepsim.testing import SimulatorHarness
@@ -38,16 +47,31 @@ def test_a_young_job_waits_for_the_earliest_likely_end_but_never_longer_than_the
     assert adaptive_delay(0.0, SEEN, SEGMENT) == SEGMENT.cap_s  # 300+ s away: one cap at a time
 
 
-def test_the_earliest_likely_end_is_a_log_normal_prediction_bound() -> None:
+def test_the_earliest_likely_end_is_a_log_normal_tolerance_bound() -> None:
     rng = random.Random(2)
     logs = [math.log(780.0) + 0.5 * rng.gauss(0, 1) for _ in range(20_000)]
-    # With many durations the bound is the 5th percentile of the distribution they come from.
-    assert earliest_end([math.exp(x) for x in logs]) == pytest.approx(780.0 * math.exp(-1.645 * 0.5), rel=0.02)
-    assert student_t(0.95, 9) == pytest.approx(1.833, abs=0.005)
-    assert student_t(0.95, 63) == pytest.approx(1.669, abs=0.005)
-    # Fewer durations, wider bound: the next job is less well known.
+    # With many durations the bound is the EARLY_Q quantile of the distribution they come from.
+    z = NormalDist().inv_cdf(EARLY_Q)
+    assert earliest_end([math.exp(x) for x in logs]) == pytest.approx(780.0 * math.exp(z * 0.5), rel=0.02)
+    # Fewer durations, lower bound: the next job is less well known.
     ten = [math.exp(x) for x in logs[:10]]
-    assert earliest_end(ten) < quantile(sorted(ten), 0.05) or earliest_end(ten) < min(ten)
+    assert tolerance_factor(10) > tolerance_factor(64) > tolerance_factor(20_000) > -z
+    assert earliest_end(ten) < quantile(sorted(ten), EARLY_Q) or earliest_end(ten) < min(ten)
+    assert tolerance_factor(1) == math.inf
+
+
+@pytest.mark.parametrize("n", [8, 10, 20, 64])
+def test_the_bound_lets_more_than_its_share_of_jobs_through_for_few_summaries(n: int) -> None:
+    # Arithmetic over 4,000 summaries of n normal draws: the share of summaries whose bound lies above
+    # the population's EARLY_Q quantile (more jobs than that would end before the first dense look)
+    # is at most 1 - EARLY_CONFIDENCE, give or take the approximation's three points.
+    rng = random.Random(n)
+    too_high = 0
+    for _ in range(4000):
+        xs = [rng.gauss(0, 1) for _ in range(n)]
+        bound = statistics.fmean(xs) - tolerance_factor(n) * statistics.stdev(xs)
+        too_high += NormalDist().cdf(bound) > EARLY_Q
+    assert too_high / 4000 <= (1 - EARLY_CONFIDENCE) + 0.045
 
 
 @pytest.mark.parametrize("n", [8, 10, 64])
