@@ -102,7 +102,7 @@ class Sizes:
 
 
 FULL = Sizes("full", chains=120, reps=7, warmup=20, concurrency=2, counted_chains=40, inflight=10_000,
-             detect_warmup=10, detect_runs=80, detect_speed=25.0, enqueue_calls=2_000)  # fmt: skip
+             detect_warmup=10, detect_runs=160, detect_speed=12.5, enqueue_calls=2_000)  # fmt: skip
 QUICK = Sizes("quick", chains=20, reps=3, warmup=3, concurrency=2, counted_chains=5, inflight=200,
               detect_warmup=8, detect_runs=4, detect_speed=600.0, enqueue_calls=200)  # fmt: skip
 
@@ -545,12 +545,20 @@ class JobDelay:
     kind: str
     duration_s: list[float] = field(default_factory=list)  # simulated job length (real-AEP s / speed)
     next_s: list[float] = field(default_factory=list)  # job end -> next step started (or the run ended)
+    seen_s: list[float] = field(default_factory=list)  # job end -> the first GET at or after it (the schedule's part)
     model_s: list[float] = field(default_factory=list)  # what the schedule alone gives (no jitter, no machinery)
     gets: list[int] = field(default_factory=list)  # GETs of this job
     model_gets: list[int] = field(default_factory=list)  # GETs the geometric schedule alone would make
 
     def share(self) -> list[float]:
         return [v / d for v, d in zip(self.next_s, self.duration_s, strict=True)]
+
+    def seen_share(self) -> list[float]:
+        return [v / d for v, d in zip(self.seen_s, self.duration_s, strict=True)]
+
+    def handoff_s(self) -> list[float]:
+        """From the GET that saw the job done to the next step's start: the machinery's part, real seconds."""
+        return [n - v for n, v in zip(self.next_s, self.seen_s, strict=True)]
 
     def model_share(self) -> list[float]:
         return [v / d for v, d in zip(self.model_s, self.duration_s, strict=True)]
@@ -598,13 +606,22 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         raise RuntimeError(f"detection runs failed: {failed[:3]}")
     calls: Counter[str] = Counter(f"{e['method']} {e['template']}" for e in journal)
     gets_by_path: Counter[str] = Counter(e["path"] for e in journal if e["method"] == "GET")
+    get_times: dict[str, list[float]] = {}
+    for e in journal:
+        if e["method"] == "GET":
+            get_times.setdefault(e["path"], []).append(float(e["time"]))
+
+    def first_look(path: str, ends: float) -> float:
+        """The first GET of ``path`` at or after ``ends`` (the one that found the job done)."""
+        return min(t for t in get_times[path] if t >= ends)
     delays = {kind: JobDelay(kind) for kind in POLL_ROUTES}
 
-    def add(kind: str, created: float, ends: float, next_started: float, paths: list[str]) -> None:
+    def add(kind: str, created: float, ends: float, next_started: float, paths: list[str], seen: float) -> None:
         d = delays[kind]
         initial, cap = (getattr(s, name) for name in SCHEDULE[kind])
         d.duration_s.append(ends - created)
         d.next_s.append(next_started - ends)
+        d.seen_s.append(seen - ends)
         late, polls_made = schedule_delay(ends - created, initial, cap, s.poll_factor)
         d.model_s.append(late)
         d.model_gets.append(polls_made)
@@ -614,15 +631,18 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         assert run is not None and run.segment_job_id and run.export_job_id
         t = timeline_times(run.timeline)
         job = state.segment_jobs[run.segment_job_id]
-        add("segment job", job.created, job.ends_at, t["create_export_job", "started"],
-            [f"/data/core/ups/segment/jobs/{run.segment_job_id}"])  # fmt: skip
+        path = f"/data/core/ups/segment/jobs/{run.segment_job_id}"
+        add("segment job", job.created, job.ends_at, t["create_export_job", "started"], [path],
+            first_look(path, job.ends_at))  # fmt: skip
         ejob = state.export_jobs[int(run.export_job_id)]
-        add("export job", ejob.created, ejob.ends_at, t["run_activation", "started"],
-            [f"/data/core/ups/export/jobs/{run.export_job_id}"])  # fmt: skip
+        path = f"/data/core/ups/export/jobs/{run.export_job_id}"
+        add("export job", ejob.created, ejob.ends_at, t["run_activation", "started"], [path],
+            first_look(path, ejob.ends_at))  # fmt: skip
         flows = [state.flow_runs[o["run_id"]] for o in run.flow_runs]
+        paths = [f"/data/foundation/flowservice/runs/{f['run_id']}" for f in run.flow_runs]
         add("ad-hoc flow run", min(f.created for f in flows), max(f.ends_at for f in flows),
-            t["poll_activation", "succeeded"],
-            [f"/data/foundation/flowservice/runs/{f['run_id']}" for f in run.flow_runs])  # fmt: skip
+            t["poll_activation", "succeeded"], paths,
+            max(first_look(p, f.ends_at) for p, f in zip(paths, flows, strict=True)))  # fmt: skip
     return {
         "runs": n, "speed": speed, "settings": polls.scaled(speed), "sigma": SIGMA, "warmup": sizes.detect_warmup,
         "summary": summary, "summary_min": s.poll_summary_min,

@@ -370,18 +370,26 @@ def _detection(d: dict[str, Any]) -> str:
         "event (for the flow runs: the run's end), as a share of that job's drawn duration. \"Geometric alone\" is "
         "arithmetic: what the geometric schedule (the one before adaptive polls, and theirs until the summary is "
         "warm) would give for the same durations, without jitter and with no machinery in between (polls at 0, "
-        "then `min(cap, initial·factorⁿ)` apart).\n",
-        "| AEP job | jobs | duration median (min-max) | delay share: median / p95 / max | geometric alone: "
-        "median / p95 | GETs per job: median / p95 / max (geometric alone: median) |",
-        "|---|---|---|---|---|---|",
+        "then `min(cap, initial·factorⁿ)` apart). The delay splits in two: the schedule's part, from the job's end "
+        "to the first GET at or after it (the simulator's journal), and the hand-off, from that GET to the next "
+        f"step's start, in this machine's seconds: the speed of {speed:g} does not shorten it, so it weighs "
+        f"{speed:g} times more against a job's duration here than against AEP's. The same holds for the latency "
+        "inside the schedule's part (each wake-up waits for the watchdog's tick and the queue), which lengthens "
+        "every gap between two polls by a few hundredths of a second.\n",
+        "| AEP job | jobs | duration median (min-max) | delay share: median / p95 / max | of which the schedule: "
+        "median / p95 | hand-off: median / p95 | geometric alone: median / p95 "
+        "| GETs per job: median / p95 / max (geometric alone: median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for j in d["delays"]:
-        share, model = j.share(), j.model_share()
-        gets = [float(x) for x in j.gets]
+        share, model, seen = j.share(), j.model_share(), j.seen_share()
+        gets, handoff = [float(x) for x in j.gets], j.handoff_s()
         lines.append(
             f"| {j.kind} | {len(share)} | {med(j.duration_s) * speed:.0f} s ({min(j.duration_s) * speed:.0f}-"
             f"{max(j.duration_s) * speed:.0f}) real | {100 * med(share):.1f} % / {100 * pct(share, 95):.1f} % / "
-            f"{100 * max(share):.1f} % | {100 * med(model):.1f} % / {100 * pct(model, 95):.1f} % "
+            f"{100 * max(share):.1f} % | {100 * med(seen):.1f} % / {100 * pct(seen, 95):.1f} % "
+            f"| {1000 * med(handoff):.0f} / {1000 * pct(handoff, 95):.0f} ms "
+            f"| {100 * med(model):.1f} % / {100 * pct(model, 95):.1f} % "
             f"| {med(gets):.1f} / {pct(gets, 95):.0f} / {max(gets):.0f} ({med([float(g) for g in j.model_gets]):.0f}) |"
         )
     lines += ["", "AEP calls per run, from the simulator's journal:\n", "| Route | calls per run |", "|---|---|"]
