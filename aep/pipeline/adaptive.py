@@ -43,8 +43,8 @@ FLOOR_SHARE = 0.1
 
 def tolerance_factor(n: int, q: float = EARLY_Q, confidence: float = EARLY_CONFIDENCE) -> float:
     """``k`` such that, with ``confidence``, at most ``q`` of a normal population lies below ``mean - k·sd``
-    of ``n`` samples (one-sided; Natrella's approximation, whose confidence is within about three points of the one
-    asked from n = 8: tests/unit/test_adaptive_polls.py)."""
+    of ``n`` samples (one-sided; Natrella's approximation, whose confidence is within about three points
+    of the one asked from n = 8: tests/unit/test_adaptive_polls.py)."""
     if n < 2:
         return math.inf
     zp, zg = NormalDist().inv_cdf(1 - q), NormalDist().inv_cdf(confidence)

@@ -61,7 +61,7 @@ def test_the_earliest_likely_end_is_a_log_normal_tolerance_bound() -> None:
 
 
 @pytest.mark.parametrize("n", [8, 10, 20, 64])
-def test_the_bound_lets_more_than_its_share_of_jobs_through_for_few_summaries(n: int) -> None:
+def test_few_summaries_put_the_bound_where_more_than_its_share_of_jobs_end_earlier(n: int) -> None:
     # Arithmetic over 4,000 summaries of n normal draws: the share of summaries whose bound lies above
     # the population's EARLY_Q quantile (more jobs than that would end before the first dense look)
     # is at most 1 - EARLY_CONFIDENCE, give or take the approximation's three points.
