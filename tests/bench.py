@@ -605,8 +605,7 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
     if failed:
         raise RuntimeError(f"detection runs failed: {failed[:3]}")
     calls: Counter[str] = Counter(f"{e['method']} {e['template']}" for e in journal)
-    gets_by_path: Counter[str] = Counter(e["path"] for e in journal if e["method"] == "GET")
-    get_times: dict[str, list[float]] = {}
+    get_times: dict[str, list[float]] = {}  # path -> when each GET of it came
     for e in journal:
         if e["method"] == "GET":
             get_times.setdefault(e["path"], []).append(float(e["time"]))
@@ -625,7 +624,7 @@ def bench_detection(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         late, polls_made = schedule_delay(ends - created, initial, cap, s.poll_factor)
         d.model_s.append(late)
         d.model_gets.append(polls_made)
-        d.gets.append(sum(gets_by_path[p] for p in paths))
+        d.gets.append(sum(len(get_times.get(p, ())) for p in paths))
 
     for run in runs:
         assert run is not None and run.segment_job_id and run.export_job_id

@@ -350,6 +350,7 @@ def _inflight(i: dict[str, Any], title: str = "2. Runs in flight") -> str:
 
 def _detection(d: dict[str, Any]) -> str:
     speed = d["speed"]
+    tick = next(s.value for s in d["settings"] if s.name == "delay_pump_interval_s")
     lines = [
         "## 3. Detection delay and AEP calls\n",
         f"{d['warmup']} warm-up runs, then, once they had all ended, {d['runs']} v1 runs started together, distinct "
@@ -373,9 +374,9 @@ def _detection(d: dict[str, Any]) -> str:
         "then `min(cap, initial·factorⁿ)` apart). The delay splits in two: the schedule's part, from the job's end "
         "to the first GET at or after it (the simulator's journal), and the hand-off, from that GET to the next "
         f"step's start, in this machine's seconds: the speed of {speed:g} does not shorten it, so it weighs "
-        f"{speed:g} times more against a job's duration here than against AEP's. The same holds for the latency "
-        "inside the schedule's part (each wake-up waits for the watchdog's tick and the queue), which lengthens "
-        "every gap between two polls by a few hundredths of a second.\n",
+        f"{speed:g} times more against a job's duration here than against AEP's. So does the latency inside the "
+        f"schedule's part: each wake-up waits for the watchdog's next tick (every {tick:.3g} s here) and then for "
+        "a free worker slot, which lengthens each gap between two polls.\n",
         "| AEP job | jobs | duration median (min-max) | delay share: median / p95 / max | of which the schedule: "
         "median / p95 | hand-off: median / p95 | geometric alone: median / p95 "
         "| GETs per job: median / p95 / max (geometric alone: median) |",
