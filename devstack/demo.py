@@ -119,28 +119,33 @@ def _cli_env(stack: Stack) -> str:
     return f"REDIS_URL={shown} AEP_KEY_PREFIX={shlex.quote(stack.prefix)} AEP_QUEUE={shlex.quote(stack.queue)}"
 
 
+def _say(label: str, text: str) -> None:
+    """One header line: never wrapped at the terminal's width (a URL, a password or a key is copied whole)."""
+    console.print(f"[bold]{label:<10}[/bold] {text}", soft_wrap=True)
+
+
 def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: str | None = None) -> int:
     started = time.monotonic()
     request = json.loads(Path(request_file or EXAMPLE).read_text(encoding="utf-8"))
     req = ActivationRequest.model_validate(request)
     preferred = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     redis_server = provision(preferred, allow_fake=True)
-    console.print(f"[bold]redis[/bold]      {redis_server.describe()}")
+    _say("redis", redis_server.describe())
     stack = Stack.start(redis_server.url, sim_config=SimulatorConfig(speed=speed, seed=42), prefix_root="aep-demo")
     flower: subprocess.Popen[bytes] | None = None
     try:
-        console.print(f"[bold]simulator[/bold]  {stack.sim_url} (AEP at x{speed:g} speed, loopback only)")
+        _say("simulator", f"{stack.sim_url} (AEP at x{speed:g} speed, loopback only)")
         worker = stack.start_worker(concurrency=2, name="demo")
         flower, flower_url, creds = _start_flower(stack)
         if flower is not None:
-            console.print(f"[bold]flower[/bold]     {flower_url}  (user:password {creds})")
+            _say("flower", f"{flower_url}  (user:password {creds})")
         from aep_activator.workers.api.keys import new_key
 
         api_key, entry = new_key("demo", "ops")
         api_url = stack.start_api(_free_port(), env={"API_KEYS": entry})
-        console.print(f"[bold]console[/bold]    {api_url}/console  (API key {api_key}, role ops; also /v1, /metrics)")
+        _say("console", f"{api_url}/console  (API key {api_key}, role ops; also /v1, /metrics)")
         stack.wait_worker_ready(worker, timeout_s=60)
-        console.print(f"[bold]worker[/bold]     ready (logs in {stack.log_dir})")
+        _say("worker", f"ready (logs in {stack.log_dir})")
 
         from aep_activator.tasks import runtime
         from aep_activator.tasks.celery import configure
@@ -150,9 +155,9 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
         created = start(req.model_copy(update={"started_by": "demo"}))
         run_id = created.run_id
         steps = step_names(req)
-        console.print(f"[bold]run[/bold]        {run_id}: {' → '.join(steps)}")
+        _say("run", f"{run_id}: {' → '.join(steps)}")
         if created.admission:
-            console.print(f"[bold]admission[/bold]  {describe_admission(created.admission)}")
+            _say("admission", describe_admission(created.admission))
         rt = runtime.runtime()
         run = rt.ledger.get(run_id)
         assert run is not None
@@ -170,7 +175,7 @@ def run_demo(*, keep_running: bool = False, speed: float = 300.0, request_file: 
             console.print(stack.worker_log()[-3000:], markup=False)
         if keep_running:
             command = f"{_cli_env(stack)} aep-activator status {run_id}"
-            console.print(f"[bold]other shell[/bold]  {escape(command)}", soft_wrap=True)
+            _say("other shell", escape(command))
             console.print("stack left running; press Ctrl-C to stop it")
             # A SIGTERM (a closed terminal, timeout, systemd) stops it too, through the same clean-up.
             signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -200,6 +200,10 @@ def test_every_command_the_readme_shows_runs_as_written(make_stack, tmp_path) ->
                 if text == "make demo":  # piped, its two tables stay apart and the run succeeds
                     assert "┘summary" not in out.stdout and re.search(r"^summary", out.stdout, re.M), out.stdout
                     assert re.search(r"│ status +│ succeeded", out.stdout), out.stdout
+                    # and its header lines never wrap: a key or a password is copied whole from one line
+                    assert re.search(r"^console +http\S+/console +\(API key aepk_\S+, role ops", out.stdout, re.M)
+                    flower = re.search(r"^flower .*", out.stdout, re.M)  # absent if Flower could not start
+                    assert flower is None or re.fullmatch(r"flower +http\S+ +\(user:password demo:\S+\)", flower[0])
                 if text == "aep-activator api-key ops1 ops":
                     assert re.search(r"^API_KEYS entry .*: +ops1:ops:[0-9a-f]{64}$", out.stdout, re.M), out.stdout
             else:
