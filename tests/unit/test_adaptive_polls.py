@@ -103,6 +103,13 @@ def test_no_poll_is_scheduled_past_the_deadline() -> None:
     assert adaptive_delay(5000.0, SEEN, short) == pytest.approx(100.0)
 
 
+def test_the_floor_never_pushes_a_poll_past_the_deadline_or_the_cap() -> None:
+    # 1 s before the deadline the floor (a tenth of the first delay) would say 3 s.
+    assert adaptive_delay(SEGMENT.deadline_s - 1.0, SEEN, SEGMENT) == pytest.approx(1.0)
+    tiny_cap = PollSchedule(initial_s=30.0, factor=1.1, cap_s=1.0, deadline_s=5100.0)
+    assert adaptive_delay(800.0, SEEN, tiny_cap) == 1.0
+
+
 def test_jitter_only_shortens_a_delay_within_its_share() -> None:
     rng = random.Random(4)
     delays = [adaptive_delay(800.0, SEEN, SEGMENT, jitter=0.2, rng=rng) for _ in range(500)]
@@ -260,3 +267,19 @@ def test_a_finished_job_adds_its_duration_once_even_when_its_step_runs_twice(red
         assert record(rt, run_id).step != "poll_segment_job"
         assert rt.redis.llen(samples) == 1
         assert float(rt.redis.lindex(samples, 0)) == pytest.approx(3 * 3600 + rt.lease_s + 1, abs=2)
+
+
+def test_a_summary_key_of_another_type_is_left_alone_and_the_run_moves_on(redis_url: str, key_prefix: str) -> None:
+    # The summary only speeds polls up: a key someone overwrote (a string here) must not fail the step
+    # that saw its job done with WRONGTYPE, after its other writes and again on every retry.
+    guard = Guardrails(segment_jobs_per_day_per_sandbox=100, segment_jobs_per_year_production=100)
+    with SimulatorHarness(SimulatorConfig(speed=1e9, seed=5, guardrails=guard)) as sim:
+        rt = step_runtime(sim.base_url, redis_url, key_prefix, quota_segment_jobs_per_day=100)
+        samples = rt.keys.durations("segment", "prod")
+        rt.redis.set(samples, "not a list")
+        run_id = new_run(rt, {"activation_info": {S3: [AUD_A]}, "version": 2})
+        step_once(rt, run_id)  # create_segment_job
+        step_once(rt, run_id)  # poll_segment_job: the job is done
+        run = record(rt, run_id)
+        assert run.step == "run_activation" and run.status != "failed", run.timeline
+        assert rt.redis.get(samples) == b"not a list"

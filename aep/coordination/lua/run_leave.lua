@@ -147,8 +147,14 @@ end
 add_metrics(ARGV[5], counts)
 
 -- A finished AEP job's duration for the adaptive polls' summary (aep/coordination/durations.py): the
--- newest first, at most `size`, kept `ttl` seconds after the last one.
+-- newest first, at most `size`, kept `ttl` seconds after the last one. A key that is not a list (written
+-- by hand, or by something else) is left alone: the summary only speeds polls up, and a WRONGTYPE here
+-- would fail the step after the writes above, again on every retry.
 local ob = c['observe']
+if ob then
+  local t = redis.call('TYPE', ob['key'])['ok']
+  if t ~= 'list' and t ~= 'none' then ob = nil end
+end
 if ob then
   local size = tonumber(ob['size'])
   if redis.call('LPUSH', ob['key'], ob['value']) > size then redis.call('LTRIM', ob['key'], 0, size - 1) end
