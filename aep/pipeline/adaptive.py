@@ -90,7 +90,9 @@ def adaptive_delay(
         return None
     early = earliest_end(seen)
     delay = early - age_s if age_s < early else DENSE * age_s
-    delay = min(schedule.cap_s, delay, max(0.0, schedule.deadline_s - age_s))
+    left = max(0.0, schedule.deadline_s - age_s)
+    delay = min(schedule.cap_s, delay, left)
     if jitter:
         delay *= 1 - jitter * (rng or random).random()
-    return max(FLOOR_SHARE * schedule.initial_s, delay)
+    # The floor keeps a young job from being polled in a burst; the cap and the deadline still bind it.
+    return min(max(FLOOR_SHARE * schedule.initial_s, delay), schedule.cap_s, left)

@@ -305,6 +305,41 @@ def test_a_poll_past_its_deadline_cancels_the_job_and_fails_the_run_as_deadline(
     assert len(kit.journal("DELETE", delete)) == (1 if delete else 0)
 
 
+def test_the_last_wait_of_a_geometric_schedule_ends_at_the_deadline_not_a_cap_later(make_kit) -> None:
+    kit = make_kit(poll_adaptive=False, poll_jitter=0, poll_segment_initial_s=30, poll_factor=2.0,
+                   poll_segment_deadline_s=50)
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="poll_segment_job")
+    assert waited(kit.step(run_id)) == (WaitKind.AEP, pytest.approx(30, abs=0.5))
+    kit.clock.advance(30)
+    kind, delay = waited(kit.step(run_id))  # the schedule says 60 s; the deadline comes in 20
+    assert kind == WaitKind.AEP and delay == pytest.approx(20, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("creation_ms", "believed"),
+    [
+        pytest.param(1_000_000_900_000, True, id="plausible"),
+        pytest.param(1_000_000_000_000 + 86_400_000, False, id="a-day-ahead"),
+        pytest.param(1_000_000_000, False, id="in-seconds-not-ms"),
+        pytest.param(1, False, id="1970"),
+        pytest.param(None, False, id="absent"),
+    ],
+)
+def test_a_job_dated_outside_its_run_is_timed_from_the_run_so_its_deadline_still_comes(
+    creation_ms: int | None, believed: bool
+) -> None:
+    """A future ``creationTime`` would keep a job polled past its deadline forever; one in the past
+    (seconds read as ms, 1970) would cancel a healthy job at its first poll."""
+    from types import SimpleNamespace
+
+    from aep_activator.aep.pipeline.steps.polls import job_started
+
+    created, now = 1_000_000_000.0 - 600, 1_000_001_000.0
+    ctx: Any = SimpleNamespace(run=SimpleNamespace(created_at=created), now=lambda: now)
+    assert job_started(ctx, creation_ms) == (creation_ms / 1000 if believed and creation_ms else created)
+
+
 @pytest.mark.parametrize(
     ("rate", "step"),
     [("segment_job", "poll_segment_job"), ("export_job", "poll_export_job"), ("activation_run", "poll_activation")],

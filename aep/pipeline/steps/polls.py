@@ -45,7 +45,7 @@ def poll_job(
         raise JobFailed(f"no {kind} job recorded for this run", kind=kind)
     job = get(job_id)
     status = job.status.value
-    started = (job.creationTime / 1000) if job.creationTime else ctx.run.created_at
+    started = job_started(ctx, job.creationTime)
     if status == "SUCCEEDED":
         event = Event(ctx.step, "succeeded", f"{kind} job {job_id}")
         return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,),
@@ -63,9 +63,27 @@ def poll_job(
     return Wait(delay, f"{kind} job {job_id} is {status}", WaitKind.AEP, set={"aep_status": status})
 
 
+CLOCK_SKEW_S = 300.0
+"""How far AEP's clock may be from ours before a job's ``creationTime`` is not believed."""
+
+
+def job_started(ctx: StepContext, creation_ms: int | None) -> float:
+    """When the job began (epoch s): AEP's ``creationTime`` (ms) when it is plausible, else the run's start.
+
+    The run created the job, so it cannot be older than the run or newer than now (give or take
+    :data:`CLOCK_SKEW_S`). A date outside that (in seconds instead of ms, or in the future) would make
+    the deadline never come, or fail a healthy job at once, and skew the polls' duration summary.
+    """
+    aep = creation_ms / 1000 if creation_ms else None
+    if aep is not None and ctx.run.created_at - CLOCK_SKEW_S <= aep <= ctx.now() + CLOCK_SKEW_S:
+        return aep
+    return ctx.run.created_at
+
+
 def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float) -> float:
     """The delay before the next look at a ``kind`` job ``age_s`` old: adaptive (``aep/pipeline/adaptive.py``)
-    once enough durations of its kind and sandbox are known, else the geometric schedule."""
+    once enough durations of its kind and sandbox are known, else the geometric schedule; never past the
+    job's deadline, where the next look cancels it."""
     if ctx.durations is not None:
         try:
             seen = ctx.durations.recent(kind, ctx.sandbox)
@@ -75,7 +93,7 @@ def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float
         delay = adaptive_delay(age_s, seen, schedule, jitter=ctx.config.poll_jitter, min_samples=ctx.min_samples)
         if delay is not None:
             return delay
-    return schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter)
+    return min(schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter), max(0.0, schedule.deadline_s - age_s))
 
 
 def observation(ctx: StepContext, kind: str, duration_s: float) -> tuple[str, float] | None:
