@@ -202,6 +202,11 @@ class Settings(BaseSettings):
     def _timeouts_fit(self) -> Settings:
         if self.visibility_timeout_s <= self.task_time_limit_s:
             raise ValueError("VISIBILITY_TIMEOUT_S must be above TASK_TIME_LIMIT_S, or Redis redelivers running tasks")
+        if self.poll_adaptive and self.poll_summary_min > self.poll_summary_size:
+            raise ValueError(
+                f"POLL_SUMMARY_MIN ({self.poll_summary_min}) must be at most POLL_SUMMARY_SIZE "
+                f"({self.poll_summary_size}): a summary never holds more, so polls would never adapt"
+            )
         month, day = (int(x) for x in self.quota_year_start.split("-"))
         if not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(2023, month)[1]:  # 2023: no 29 February
             raise ValueError(f"QUOTA_YEAR_START {self.quota_year_start!r} is not a day that exists every year (MM-DD)")

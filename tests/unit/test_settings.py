@@ -105,6 +105,15 @@ def test_a_visibility_timeout_below_the_task_time_limit_is_refused(monkeypatch: 
         load_settings()
 
 
+def test_a_summary_minimum_above_its_size_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLL_SUMMARY_SIZE", "64")
+    monkeypatch.setenv("POLL_SUMMARY_MIN", "100")
+    with pytest.raises(SettingsError, match=r"POLL_SUMMARY_MIN \(100\) must be at most POLL_SUMMARY_SIZE \(64\)"):
+        load_settings()
+    monkeypatch.setenv("POLL_ADAPTIVE", "false")  # no summary at all: nothing to contradict
+    assert load_settings().poll_summary_min == 100
+
+
 def test_out_of_range_numbers_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POLL_JITTER", "1.5")
     monkeypatch.setenv("FLOWER_PORT", "70000")
