@@ -52,7 +52,7 @@ from aep_activator.workers import app
 from tests.benchkit import polls, procs
 from tests.benchkit.fixture import request, write_fixture
 from tests.benchkit.noop import create_noop_app, send_noop_chain
-from tests.benchkit.report import read_scale_figures, render
+from tests.benchkit.report import pct, read_scale_figures, render
 from tests.benchkit.results import RESULT_PREFIX, delete_results, result_times
 
 SEED = 20261201
@@ -72,6 +72,7 @@ SIM_NO_GUARDRAILS = Guardrails(
     segment_jobs_per_year_development=UNLIMITED,
 )
 PRIVATE_REDIS = True  # main() clears it for --redis-url: the bench never changes a shared server's config
+BACKGROUND_S = 3.0  # how long the overhead stage measures both idle workers' background commands
 OVERHEAD_SPEED = 1e9  # every job is done by the first poll: the machinery alone
 INFLIGHT_SPEED = 0.01  # AEP 100x slower at 10,000 runs: the first re-poll (30 s x 100) comes after the measurement
 INFLIGHT_BASE = 10_000  # runs at INFLIGHT_SPEED; more runs take longer to all wait, so AEP is slowed further
@@ -111,11 +112,7 @@ def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile, ``q`` in [0, 100]."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+
 
 
 def simulator(speed: float, fixture: Path) -> SimulatorConfig:
@@ -280,7 +277,7 @@ def bench_overhead(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         # Measure that background with both idle and take it off each repetition.
         idle = Commands(client)
         c0, t0 = idle.total(), time.monotonic()
-        time.sleep(3.0)
+        time.sleep(BACKGROUND_S)
         background_per_s = (idle.total() - c0 - 1) / (time.monotonic() - t0)
         stack.simulator.ctx.journal.clear()
         for rep in range(sizes.reps):
@@ -314,7 +311,8 @@ def bench_overhead(redis_url: str, sizes: Sizes) -> dict[str, Any]:
         trips = count_round_trips(stack, sizes, counter)
     ratio = statistics.median(ours.rates) / statistics.median(bare.rates)
     return {"ours": ours, "bare": bare, "ratio": ratio, "background_per_s": background_per_s,
-            "extra_polls": extra_polls, "trips": trips, "settings": polls.scaled(OVERHEAD_SPEED, 1.0)}  # fmt: skip
+            "background_s": BACKGROUND_S, "extra_polls": extra_polls, "trips": trips,
+            "settings": polls.scaled(OVERHEAD_SPEED, 1.0)}  # fmt: skip
 
 
 def count_round_trips(stack: Stack, sizes: Sizes, counter: Iterator[int]) -> dict[str, Any]:
@@ -674,8 +672,8 @@ def bench_enqueue(redis_url: str, sizes: Sizes) -> dict[str, Any]:
             latencies.append((time.perf_counter() - t0) * 1000)
         queued = int(runtime.runtime().redis.llen(stack.queue))
     return {
-        "calls": len(latencies), "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90),
-        "p99_ms": percentile(latencies, 99), "max_ms": max(latencies), "mean_ms": statistics.fmean(latencies),
+        "calls": len(latencies), "p50_ms": pct(latencies, 50), "p90_ms": pct(latencies, 90),
+        "p99_ms": pct(latencies, 99), "max_ms": max(latencies), "mean_ms": statistics.fmean(latencies),
         "queued": queued,
     }  # fmt: skip
 
@@ -744,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     meta = {"started_at": started_at, "elapsed_s": elapsed, "argv": argv if argv is not None else sys.argv[1:],
             "redis": server.describe(), "host": host, "loads": loads, "seed": SEED, "sigma": SIGMA,
-            "overhead_speed": OVERHEAD_SPEED}  # fmt: skip
+            "overhead_speed": OVERHEAD_SPEED,
+            "memory_bytes": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")}  # fmt: skip
     text = render(results, sizes, meta)
     print(text)
     if output is not None:

@@ -33,6 +33,11 @@ SCALED = tuple(
 )
 RATIOS = ("poll_factor", "poll_jitter")
 AS_SHIPPED = ("poll_adaptive", "poll_summary_size", "poll_summary_min")  # switches and counts: never scaled
+# What the test stack shortens (devstack/stack.py) so that tests recover fast, run here as shipped: they
+# time our machinery and the network (a lost answer's settle, the watchdog's grace, Redis redelivery, a
+# step's time limit, the HTTP timeouts), not AEP's jobs, so the simulator's speed does not scale them.
+MACHINERY = ("aep_connect_timeout_s", "aep_read_timeout_s", "look_settle_s", "watchdog_grace_s",
+             "visibility_timeout_s", "task_time_limit_s")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,13 @@ def scaled(speed: float, watchdog_speed: float | None = None) -> list[PollSettin
     return out
 
 
+def machinery() -> dict[str, float]:
+    """:data:`MACHINERY` as shipped: ``name -> default``."""
+    return {name: _default(name) for name in MACHINERY}
+
+
 def env(speed: float, watchdog_speed: float | None = None) -> dict[str, str]:
-    """The environment of a worker whose polls are the shipped ones at simulator ``speed``."""
-    return {s.name.upper(): s.text or repr(s.value) for s in scaled(speed, watchdog_speed)}
+    """The environment of a worker whose polls are the shipped ones at simulator ``speed`` (and whose
+    :data:`MACHINERY` settings are the shipped ones)."""
+    out = {s.name.upper(): s.text or repr(s.value) for s in scaled(speed, watchdog_speed)}
+    return out | {name.upper(): repr(value) for name, value in machinery().items()}
