@@ -553,8 +553,8 @@ def _polls_compared(d: dict[str, Any]) -> str:
     parts = []
     for j in d["delays"]:
         gets, model = med([float(g) for g in j.gets]), med([float(g) for g in j.model_gets])
-        word = "fewer" if gets < model else ("more" if gets > model else "as many")
-        parts.append(f"{j.kind} {gets:.0f} GETs ({word} than geometric's {model:.0f}) at a median delay of "
+        word = "fewer than" if gets < model else ("more than" if gets > model else "as many as")
+        parts.append(f"{j.kind} {gets:.0f} GETs ({word} geometric's {model:.0f}) at a median delay of "
                      f"{100 * med(j.share()):.1f} % (geometric {100 * med(j.model_share()):.1f} %)")  # fmt: skip
     return "`POLL_ADAPTIVE` (polls where the jobs end) took, in stage 3, " + "; ".join(parts)
 
