@@ -112,9 +112,6 @@ def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-
-
-
 def simulator(speed: float, fixture: Path) -> SimulatorConfig:
     durations = Durations(sigma=SIGMA)
     return SimulatorConfig(speed=speed, seed=SEED, guardrails=SIM_NO_GUARDRAILS, durations=durations,
