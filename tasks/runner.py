@@ -22,7 +22,6 @@ run ends it as FAILURE with the reason; a message the fence drops ends it as IGN
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -169,13 +168,14 @@ def _outcome(
         return _fail(step, FailureKind.QUOTA, exc.message, exc)
     except RateLimited as exc:
         delay = exc.retry_after_s if exc.retry_after_s is not None else _backoff(rt, record.errors)
-        return _wait(rt, step, record, Wait(max(delay, 0.5), f"AEP rate limit: {exc.message}", WaitKind.RATE_LIMIT))
+        return _wait(step, record, Wait(max(delay, 0.5), f"AEP rate limit: {exc.message}", WaitKind.RATE_LIMIT),
+                     execution.now())
     except TransientError as exc:
         errors = record.errors + 1
         if errors > rt.settings.retry_max:
             return _fail(step, FailureKind.RETRIES, f"gave up after {errors - 1} retries: {exc}", exc)
         reason = f"transient error {errors}/{rt.settings.retry_max}: {exc}"
-        change, flower = _wait(rt, step, record, Wait(_backoff(rt, errors - 1), reason, WaitKind.RETRY))
+        change, flower = _wait(step, record, Wait(_backoff(rt, errors - 1), reason, WaitKind.RETRY), execution.now())
         change.set["errors"] = errors
         return change, flower
     except DeadlineExceeded as exc:
@@ -195,7 +195,7 @@ def _outcome(
             raise  # Redis or a time limit: the carrier stays; the watchdog publishes the step again
         return _fail(step, FailureKind.BUG, f"unexpected {type(exc).__name__}: {exc}", exc)
     if isinstance(outcome, Wait):
-        return _wait(rt, step, record, outcome)
+        return _wait(step, record, outcome, execution.now())
     return _done(rt, step, record, req, outcome)
 
 
@@ -229,8 +229,10 @@ def _done(
 _WAIT_FIELDS = ("wait_until", "waiting_reason", "wait_kind", "wait_since")
 
 
-def _wait(rt: Runtime, step: Step, record: RunRecord, wait: Wait) -> tuple[Change, BaseException]:
-    until = time.time() + wait.delay_s
+def _wait(step: Step, record: RunRecord, wait: Wait, now: float) -> tuple[Change, BaseException]:
+    """The change a wait leaves with; its times are ``now``'s clock, the server's (``LeasedExecution.now``),
+    which the steps compare them with (``polls.still_looking``), not this host's."""
+    until = now + wait.delay_s
     fields: dict[str, Any] = {
         **wait.set,
         "wait_until": round(until, 3),

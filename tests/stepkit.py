@@ -105,9 +105,9 @@ class Kit:
 
 
 def inprocess_kit(redis_url: str, prefix: str, sim_config: SimulatorConfig | None = None, **settings: Any) -> Kit:
-    # Starts at the real time: the runner dates a wait's start (wait_since) by the host's clock, and
-    # the steps compare it with this one. A test that moves time by hours may so cross a UTC midnight:
-    # read a quota at the time it was spent.
+    # Starts at the real time (a wait is dated by this clock, as a worker dates it by the server's, so
+    # it could start anywhere). A test that moves time by hours may so cross a UTC midnight: read a quota
+    # at the time it was spent.
     clock = ManualClock(time.time())
     sessions, sim = inprocess_session(sim_config or SimulatorConfig(seed=1), clock)
     fixture = sim.state.fixture

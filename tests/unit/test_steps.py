@@ -197,6 +197,23 @@ def test_a_post_that_aep_did_not_accept_is_sent_again_only_once_its_lists_prove_
         assert used(kit, Quota.SEGMENT_JOBS, SEGMENT_POST) == (1, 0), "the refused POST's slot was refunded"
 
 
+def test_a_lost_answers_look_is_timed_by_the_servers_clock_not_this_hosts(kit: Kit) -> None:
+    # This host's clock runs 10,000 s ahead of the server's (Redis TIME, here the kit's clock). Were the
+    # look's start dated by the host, the lists would never settle and the run would look until it failed.
+    kit.clock.set(kit.clock.now() - 10_000)
+    run_id = new_run(kit.rt, EXAMPLE)
+    kit.faults(f"POST {SEGMENT_POST}", drop_rate=1.0)
+    kind, delay = waited(kit.step(run_id))
+    kit.faults(f"POST {SEGMENT_POST}")
+    lost = kit.record(run_id)
+    assert kind == WaitKind.LOOK and lost.wait_since == pytest.approx(kit.clock.now(), abs=1)
+    assert lost.wait_until == pytest.approx(kit.clock.now() + delay, abs=1)
+    kit.clock.advance(kit.rt.settings.look_settle_s + 1)
+    done = kit.step(run_id)  # the lists prove the POST absent: it is sent again
+    assert done.change is not None and done.change.next is not None and done.change.next.publish, done
+    assert kit.posts(SEGMENT_POST) == 2
+
+
 def test_a_lost_answer_that_aeps_lists_cannot_settle_in_time_fails_the_run_as_unaccounted(make_kit) -> None:
     kit = make_kit(wait_deadline_s=1)
     run_id = new_run(kit.rt, EXAMPLE)

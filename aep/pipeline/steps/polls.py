@@ -4,7 +4,6 @@ a create step whose POST's answer was lost."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -118,8 +117,8 @@ def lost_answer(ctx: StepContext, exc: OutcomeUnknown) -> Wait:
     delay = min(30.0, max(0.2, ctx.config.look_settle_s / 4))
     reason = f"the answer to our POST was lost ({exc.message}); looking for what AEP created"
     # The look wait begins now, after this POST (an earlier one's look may have been the wait before):
-    # LOOK_SETTLE_S counts from here (still_looking), dated by the host's clock as the runner dates waits.
-    return Wait(delay, reason, WaitKind.LOOK, set={"wait_since": round(time.time(), 3)},
+    # LOOK_SETTLE_S counts from here (still_looking), on the server's clock as the runner dates waits.
+    return Wait(delay, reason, WaitKind.LOOK, set={"wait_since": round(ctx.now(), 3)},
                 events=(Event(ctx.step, "outcome-unknown", str(exc), pin=True),))
 
 
