@@ -19,7 +19,8 @@ PUMP_FLOOR_S = 0.02
 PUMP_CEILING_S = 60.0  # Settings: delay_pump_interval_s le=60
 
 
-def _default(name: str) -> float:
+def shipped(name: str) -> float:
+    """A numeric setting's default in `config/settings.py`, as shipped."""
     value = Settings.model_fields[name].default
     assert isinstance(value, int | float), name
     return float(value)
@@ -51,21 +52,21 @@ class PollSetting:
 
 def scaled(speed: float, watchdog_speed: float | None = None) -> list[PollSetting]:
     """Every poll setting at ``speed``; the watchdog tick at ``watchdog_speed`` (default: ``speed``)."""
-    out = [PollSetting(name, _default(name), _default(name) / speed) for name in SCALED]
-    out += [PollSetting(name, _default(name), _default(name)) for name in RATIOS]
-    pump = _default("delay_pump_interval_s")
+    out = [PollSetting(name, shipped(name), shipped(name) / speed) for name in SCALED]
+    out += [PollSetting(name, shipped(name), shipped(name)) for name in RATIOS]
+    pump = shipped("delay_pump_interval_s")
     want = pump / (watchdog_speed or speed)
     value = min(PUMP_CEILING_S, max(PUMP_FLOOR_S, want))
     out.append(PollSetting("delay_pump_interval_s", pump, value, held=value != want))
     for name in AS_SHIPPED:
-        shipped = Settings.model_fields[name].default
-        out.append(PollSetting(name, float(shipped), float(shipped), text=str(shipped)))
+        raw = Settings.model_fields[name].default
+        out.append(PollSetting(name, float(raw), float(raw), text=str(raw)))
     return out
 
 
 def machinery() -> dict[str, float]:
     """:data:`MACHINERY` as shipped: ``name -> default``."""
-    return {name: _default(name) for name in MACHINERY}
+    return {name: shipped(name) for name in MACHINERY}
 
 
 def env(speed: float, watchdog_speed: float | None = None) -> dict[str, str]:

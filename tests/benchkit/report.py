@@ -17,7 +17,6 @@ from typing import Any
 from redis.utils import HIREDIS_AVAILABLE
 
 from aep_activator.aepsim.config import Durations
-from aep_activator.config.settings import Settings
 from tests.benchkit import polls
 from tests.benchkit.fixture import AUDIENCES, PER_DATAFLOW
 
@@ -360,7 +359,7 @@ def _spread(ours: Any, bare: Any) -> str:
 def _inflight(i: dict[str, Any], title: str = "2. Runs in flight") -> str:
     held, bare = i["held"], i["bare"]
     runs = i["runs"] + 1  # and the warm-up run
-    jitter = float(Settings.model_fields["poll_jitter"].default)
+    jitter = polls.shipped("poll_jitter")
     earliest = i["first_repoll_s"] * (1 - jitter)
     lines = [
         f"## {title}\n",
@@ -521,10 +520,6 @@ def scale_on_paper(results: dict[str, Any]) -> dict[str, Any] | None:
             "per_gb": 2**20 / kb}  # fmt: skip
 
 
-def _default(name: str) -> Any:
-    return Settings.model_fields[name].default
-
-
 def _breaks_first(sc: dict[str, Any], meta: dict[str, Any]) -> str:
     """Which of one Redis's CPU and this machine's memory (were it all Redis's) runs out first, from the figures."""
     cpu = sc["redis_limit"]
@@ -584,7 +579,8 @@ def _scale(sc: dict[str, Any], results: dict[str, Any], meta: dict[str, Any]) ->
         + "in docker-compose.yml's Redis (stage 2) and `RUN_RECORD_TTL_S` for finished runs.",
         "- **AEP**: it publishes no request-rate limit for these routes (the gateway answers 429 with "
         "`Retry-After`, which every poll honours), but AEP's own quotas bound what is useful: "
-        f"{_default('quota_adhoc_per_day')} ad-hoc runs a day per org and {_default('quota_segment_jobs_per_day')} "
+        f"{polls.shipped('quota_adhoc_per_day'):g} ad-hoc runs a day per org and "
+        f"{polls.shipped('quota_segment_jobs_per_day'):g} "
         "segment jobs a day per sandbox (the shipped `QUOTA_*` defaults), so a million runs in flight only happen "
         "across many orgs and sandboxes, and a run waiting for a full quota's next window makes no step until it "
         "opens.",
