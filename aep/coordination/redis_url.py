@@ -11,7 +11,7 @@ name, and follows a failover.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -44,7 +44,8 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, dict[str, 
 def redis_from_url(url: str, **options: Any) -> redis.Redis:
     if url.startswith(("sentinel://", "sentinels://")):
         hosts, master, kwargs = parse_sentinel_url(url)
-        sentinel = Sentinel(hosts, socket_timeout=options.get("socket_timeout", 10))  # type: ignore[no-untyped-call]
-        client: redis.Redis = sentinel.master_for(master, **{**options, **kwargs})  # type: ignore[no-untyped-call]
+        # Through Any: redis-py types Sentinel from 8.2 on, and before that its calls are untyped.
+        sentinel = cast(Any, Sentinel)(hosts, socket_timeout=options.get("socket_timeout", 10))
+        client: redis.Redis = sentinel.master_for(master, **{**options, **kwargs})
         return client
     return redis.Redis.from_url(url, **options)
