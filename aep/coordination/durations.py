@@ -38,7 +38,8 @@ class DurationSummary:
         self._cache: dict[str, tuple[float, list[float]]] = {}
 
     def observe(self, kind: str, sandbox: str | None, duration_s: float) -> None:
-        """Record that a ``kind`` job of ``sandbox`` took ``duration_s`` (from creation to seen done)."""
+        """Record that a ``kind`` job of ``sandbox`` took ``duration_s`` (from its creation to its end as AEP
+        dates it, or to when a poll saw it done: ``steps/polls.py`` ``job_ended``)."""
         key = self._keys.durations(kind, sandbox or "-")
         pipe = self._r.pipeline(transaction=False)
         pipe.lpush(key, f"{duration_s:.3f}")

@@ -80,7 +80,8 @@ define(
 
 @dataclass
 class RunRecord:
-    """A run as the ledger holds it. ``flow_runs`` items are ``{segment, order, run_id, status}``."""
+    """A run as the ledger holds it. ``flow_runs`` items are ``{segment, order, run_id, status}``, and ``took``
+    (s, AEP's own) once a flow run ended and AEP dated it."""
 
     run_id: str
     status: RunStatus

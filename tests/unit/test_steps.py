@@ -447,3 +447,75 @@ def test_a_redis_error_inside_a_step_leaves_the_run_open_with_its_carrier(kit: K
         execute_once(kit.rt, Step("run_activation", redis_down), run_id, before.seq)
     after = kit.record(run_id)
     assert not after.terminal and after.step == "run_activation" and after.carrier
+
+
+def test_a_job_seen_hours_after_it_ended_teaches_the_polls_aeps_duration_not_the_wait(make_kit) -> None:
+    """The duration summary learns how long AEP took (its jobs' own end times), not how long until a
+    poll saw the job done: a worker outage (here two hours between looks) would otherwise stretch every
+    duration it covered, and every duration would carry its detection delay."""
+    from aep_activator.aep.coordination.durations import DurationSummary
+
+    kit = make_kit()
+    run_id = new_run(kit.rt, EXAMPLE)
+    for _ in range(50):
+        if kit.record(run_id).terminal:
+            break
+        done = kit.step(run_id)
+        nxt = done.change.next if done.change else None
+        if nxt is not None and nxt.same_step:
+            kit.clock.advance(2 * 3600)  # within every deadline, long after every simulated job's end
+    assert kit.record(run_id).status is RunStatus.SUCCEEDED, kit.record(run_id).timeline
+    state = kit.sim.state
+    ((seg),), ((exp),), ((flow),) = state.segment_jobs.values(), state.export_jobs.values(), state.flow_runs.values()
+    summary = DurationSummary(kit.rt.redis, kit.rt.keys, cache_s=0)
+    sandbox = kit.rt.settings.aep_sandbox_name
+    for kind, job in (("segment", seg), ("export", exp), ("activation", flow)):
+        assert summary.recent(kind, sandbox) == [pytest.approx(job.ends_at - job.created, abs=0.01)], kind
+
+
+@pytest.mark.parametrize(
+    ("ends_ms", "believed"),
+    [
+        pytest.param((1_000_000_500_000, 1_000_000_600_000), 0, id="metrics-end"),
+        pytest.param((None, 1_000_000_600_000), 1, id="update-time-when-no-metrics-end"),
+        pytest.param((123_456_799_000, 1_000_000_600_000), 1, id="metrics-end-before-the-start"),
+        pytest.param((1_000_000_000_000 + 86_400_000, None), None, id="a-day-ahead"),
+        pytest.param((1_000_000_500, None), None, id="in-seconds-not-ms"),
+        pytest.param((1_000_000_000_000, 1_000_000_000_000), None, id="at-the-start"),
+        pytest.param((None, None), None, id="absent"),
+    ],
+)
+def test_a_finished_jobs_end_is_aeps_when_plausible_else_when_it_was_seen(
+    ends_ms: tuple[int | None, int | None], believed: int | None
+) -> None:
+    """Adobe's own export example ends in 1973, decades before the job's creation."""
+    from types import SimpleNamespace
+
+    from aep_activator.aep.pipeline.steps.polls import job_ended
+
+    started, now = 1_000_000_000.0, 1_000_001_000.0
+    ctx: Any = SimpleNamespace(now=lambda: now)
+    expected = now if believed is None else ends_ms[believed] / 1000  # type: ignore[operator]
+    assert job_ended(ctx, started, *ends_ms) == expected
+
+
+@pytest.mark.parametrize(
+    ("took", "expected"),
+    [
+        pytest.param([120.0, 150.5], 150.5, id="the-slowest-flow-run"),
+        pytest.param([120.0, None], 600.0, id="one-undated"),
+        pytest.param([120.0, 5000.0], 600.0, id="longer-than-since-the-activation"),
+        pytest.param([-1.0], 600.0, id="negative"),
+        pytest.param(["120"], 600.0, id="not-a-number"),
+    ],
+)
+def test_an_activations_duration_is_its_slowest_flow_run_when_aep_dated_them_all(
+    took: list[Any], expected: float
+) -> None:
+    from types import SimpleNamespace
+
+    from aep_activator.aep.pipeline.steps.polls import activation_took
+
+    ctx: Any = SimpleNamespace(now=lambda: 1_000_000_600.0)
+    orders = [{"run_id": str(i), **({} if t is None else {"took": t})} for i, t in enumerate(took)]
+    assert activation_took(ctx, orders, 1_000_000_000.0) == expected

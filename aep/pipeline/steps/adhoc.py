@@ -32,7 +32,14 @@ from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.scopes import Quota
 from aep_activator.aep.pipeline.steps import looks, preflight
 from aep_activator.aep.pipeline.steps.base import Done, Outcome, StepContext, Wait, WaitKind, spend_or_wait
-from aep_activator.aep.pipeline.steps.polls import lost_answer, observation, poll_delay, still_looking
+from aep_activator.aep.pipeline.steps.polls import (
+    activation_took,
+    flow_run_took,
+    lost_answer,
+    observation,
+    poll_delay,
+    still_looking,
+)
 
 KIND = "flow_run"
 _TERMINAL = {s.value for s in FLOW_RUN_TERMINAL}
@@ -178,9 +185,14 @@ def poll(ctx: StepContext) -> Outcome:
         if order.get("status") in _TERMINAL:
             continue
         try:
-            order["status"] = ctx.client.flow_runs.get(order["run_id"]).status.value
+            run = ctx.client.flow_runs.get(order["run_id"])
         except NotFound:
             order["status"] = "processing"  # not visible yet: AEP's run list is eventually consistent
+            continue
+        order["status"] = run.status.value
+        took = flow_run_took(run) if order["status"] in _TERMINAL else None
+        if took is not None:
+            order["took"] = took  # kept: a later poll does not read a finished run again
     statuses = ",".join(sorted({o["status"] for o in orders}))
     fields = {"flow_runs": orders, "aep_status": statuses}
     if all(o["status"] in _TERMINAL for o in orders):
@@ -189,7 +201,7 @@ def poll(ctx: StepContext) -> Outcome:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
             raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
                             kind="activation", aep_status="failed")  # fmt: skip
-        took = ctx.now() - (record.activated_at or record.created_at)
+        took = activation_took(ctx, orders, record.activated_at or record.created_at)
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
                     events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),),
                     observed=observation(ctx, "activation", took))  # fmt: skip

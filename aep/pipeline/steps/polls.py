@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import redis
 
 from aep_activator.aep.api.errors import AEPError, DeadlineExceeded, JobFailed, OutcomeUnknown, Unaccounted
-from aep_activator.aep.api.models import ExportJobStatus, JobError, SegmentJobStatus
+from aep_activator.aep.api.models import ExportJobStatus, FlowRun, JobError, SegmentJobStatus, TimeSpan
 from aep_activator.aep.coordination.runs import Event
 from aep_activator.aep.pipeline.adaptive import adaptive_delay
 from aep_activator.aep.pipeline.backoff import PollSchedule
@@ -20,6 +20,11 @@ from aep_activator.aep.pipeline.steps.looks import Look
 log = logging.getLogger(__name__)
 
 
+class _JobMetrics(Protocol):
+    @property
+    def totalTime(self) -> TimeSpan | None: ...
+
+
 class _PolledJob(Protocol):
     @property
     def status(self) -> SegmentJobStatus | ExportJobStatus: ...
@@ -27,6 +32,10 @@ class _PolledJob(Protocol):
     def errors(self) -> list[JobError]: ...
     @property
     def creationTime(self) -> int | None: ...
+    @property
+    def updateTime(self) -> int | None: ...
+    @property
+    def metrics(self) -> _JobMetrics | None: ...
 
 
 def poll_job(
@@ -47,8 +56,10 @@ def poll_job(
     started = job_started(ctx, job.creationTime)
     if status == "SUCCEEDED":
         event = Event(ctx.step, "succeeded", f"{kind} job {job_id}")
+        span = job.metrics.totalTime if job.metrics else None
+        ended = job_ended(ctx, started, span.endTimeInMs if span else None, job.updateTime)
         return Done({f"{kind}_job_id": job_id, "status": status}, set={"aep_status": status}, events=(event,),
-                    observed=observation(ctx, kind, ctx.now() - started))  # fmt: skip
+                    observed=observation(ctx, kind, ended - started))  # fmt: skip
     if job.status in terminal:
         why = "; ".join(e.msg or e.code or "" for e in job.errors) or "no error given"
         raise JobFailed(f"{kind} job {job_id} ended {status}: {why}", kind=kind, job_id=job_id, aep_status=status)
@@ -77,6 +88,42 @@ def job_started(ctx: StepContext, creation_ms: int | None) -> float:
     if aep is not None and ctx.run.created_at - CLOCK_SKEW_S <= aep <= ctx.now() + CLOCK_SKEW_S:
         return aep
     return ctx.run.created_at
+
+
+def job_ended(ctx: StepContext, started: float, *ends_ms: int | None) -> float:
+    """When a finished job ended (epoch s): the first of AEP's ``ends_ms`` that is plausible, else now.
+
+    The polls' duration summary wants how long AEP took, not how long until a poll saw it done: that
+    adds the detection delay to every duration, and an outage of the workers to every job that ended
+    during it. AEP dates a job's end (``metrics.totalTime.endTimeInMs``, then ``updateTime``, in ms), but
+    its own documented examples include an end decades before the job's creation: an end is believed
+    only after the job's start (an end at the very millisecond of its start says nothing) and before now
+    (give or take :data:`CLOCK_SKEW_S`).
+    """
+    now = ctx.now()
+    for ms in ends_ms:
+        if ms and started < ms / 1000 <= now + CLOCK_SKEW_S:
+            return ms / 1000
+    return now
+
+
+def flow_run_took(run: FlowRun) -> float | None:
+    """How long a finished flow run took by AEP's own clock (``metrics.durationSummary.completedAtUTC``
+    less ``createdAt``, in s), or None when AEP does not say (or says it ended before it began, or as it began)."""
+    summary = run.metrics.durationSummary
+    completed = summary.completedAtUTC if summary else None
+    if not completed or not run.createdAt or completed <= run.createdAt:
+        return None
+    return round((completed - run.createdAt) / 1000, 3)
+
+
+def activation_took(ctx: StepContext, orders: list[dict[str, Any]], started: float) -> float:
+    """An activation's duration for the summary: its slowest flow run by AEP's clock (``flow_run_took``)
+    when AEP dated every one plausibly (no longer than since the activation, give or take
+    :data:`CLOCK_SKEW_S`), else from the activation until now."""
+    since = ctx.now() - started
+    took = [t for o in orders if isinstance(t := o.get("took"), int | float) and 0 <= t <= since + CLOCK_SKEW_S]
+    return float(max(took)) if orders and len(took) == len(orders) else since
 
 
 def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float) -> float:
