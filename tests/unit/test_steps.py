@@ -340,6 +340,7 @@ def test_the_last_wait_of_a_geometric_schedule_ends_at_the_deadline_not_a_cap_la
         pytest.param(1_000_000_000_000 + 86_400_000, False, id="a-day-ahead"),
         pytest.param(1_000_000_000, False, id="in-seconds-not-ms"),
         pytest.param(1, False, id="1970"),
+        pytest.param(10**400, False, id="a-huge-integer"),
         pytest.param(None, False, id="absent"),
     ],
 )
@@ -474,19 +475,23 @@ def test_a_job_seen_hours_after_it_ended_teaches_the_polls_aeps_duration_not_the
 
 
 @pytest.mark.parametrize(
-    ("ends_ms", "believed"),
+    ("ends_ms", "seen_running", "expected"),
     [
-        pytest.param((1_000_000_500_000, 1_000_000_600_000), 0, id="metrics-end"),
-        pytest.param((None, 1_000_000_600_000), 1, id="update-time-when-no-metrics-end"),
-        pytest.param((123_456_799_000, 1_000_000_600_000), 1, id="metrics-end-before-the-start"),
-        pytest.param((1_000_000_000_000 + 86_400_000, None), None, id="a-day-ahead"),
-        pytest.param((1_000_000_500, None), None, id="in-seconds-not-ms"),
-        pytest.param((1_000_000_000_000, 1_000_000_000_000), None, id="at-the-start"),
-        pytest.param((None, None), None, id="absent"),
+        pytest.param((1_000_000_500_000, 1_000_000_600_000), None, 1_000_000_500.0, id="metrics-end"),
+        pytest.param((None, 1_000_000_600_000), None, 1_000_000_600.0, id="update-time-when-no-metrics-end"),
+        pytest.param((123_456_799_000, 1_000_000_600_000), None, 1_000_000_600.0, id="metrics-end-before-the-start"),
+        pytest.param((1_000_001_100_000, None), None, 1_000_001_000.0, id="after-now-within-the-skew: now"),
+        pytest.param((1_000_000_000_001, None), 1_000_000_400.0, 1_000_000_400.0,
+                     id="before-a-poll-saw-it-running: then"),
+        pytest.param((1_000_000_000_000 + 86_400_000, None), None, None, id="a-day-ahead"),
+        pytest.param((1_000_000_500, None), None, None, id="in-seconds-not-ms"),
+        pytest.param((1_000_000_000_000, 1_000_000_000_000), None, None, id="at-the-start"),
+        pytest.param((10**400, None), None, None, id="a-huge-integer"),
+        pytest.param((None, None), None, None, id="absent"),
     ],
 )
 def test_a_finished_jobs_end_is_aeps_when_plausible_else_when_it_was_seen(
-    ends_ms: tuple[int | None, int | None], believed: int | None
+    ends_ms: tuple[int | None, int | None], seen_running: float | None, expected: float | None
 ) -> None:
     """Adobe's own export example ends in 1973, decades before the job's creation."""
     from types import SimpleNamespace
@@ -494,28 +499,51 @@ def test_a_finished_jobs_end_is_aeps_when_plausible_else_when_it_was_seen(
     from aep_activator.aep.pipeline.steps.polls import job_ended
 
     started, now = 1_000_000_000.0, 1_000_001_000.0
-    ctx: Any = SimpleNamespace(now=lambda: now)
-    expected = now if believed is None else ends_ms[believed] / 1000  # type: ignore[operator]
-    assert job_ended(ctx, started, *ends_ms) == expected
+    run = SimpleNamespace(wait_kind="aep" if seen_running else None, wait_since=seen_running)
+    ctx: Any = SimpleNamespace(now=lambda: now, run=run)
+    assert job_ended(ctx, started, *ends_ms) == (now if expected is None else expected)
 
 
 @pytest.mark.parametrize(
-    ("took", "expected"),
+    ("took", "seen_running", "expected"),
     [
-        pytest.param([120.0, 150.5], 150.5, id="the-slowest-flow-run"),
-        pytest.param([120.0, None], 600.0, id="one-undated"),
-        pytest.param([120.0, 5000.0], 600.0, id="longer-than-since-the-activation"),
-        pytest.param([-1.0], 600.0, id="negative"),
-        pytest.param(["120"], 600.0, id="not-a-number"),
+        pytest.param([120.0, 150.5], None, 150.5, id="the-slowest-flow-run"),
+        pytest.param([900.0], None, 900.0, id="longer-than-since-the-activation: adopted after a lost answer"),
+        pytest.param([120.0, None], None, 600.0, id="one-undated"),
+        pytest.param([120.0, 30_000.0], None, 600.0, id="past-the-deadline"),
+        pytest.param([-1.0], None, 600.0, id="negative"),
+        pytest.param(["120"], None, 600.0, id="not-a-number"),
+        pytest.param([True], None, 600.0, id="a-boolean"),
+        pytest.param([0.002], 1_000_000_300.0, 300.0, id="shorter-than-a-poll-saw-it-running"),
     ],
 )
 def test_an_activations_duration_is_its_slowest_flow_run_when_aep_dated_them_all(
-    took: list[Any], expected: float
+    took: list[Any], seen_running: float | None, expected: float
 ) -> None:
     from types import SimpleNamespace
 
     from aep_activator.aep.pipeline.steps.polls import activation_took
 
-    ctx: Any = SimpleNamespace(now=lambda: 1_000_000_600.0)
+    run = SimpleNamespace(wait_kind="aep" if seen_running else None, wait_since=seen_running)
+    ctx: Any = SimpleNamespace(now=lambda: 1_000_000_600.0, run=run)
     orders = [{"run_id": str(i), **({} if t is None else {"took": t})} for i, t in enumerate(took)]
-    assert activation_took(ctx, orders, 1_000_000_000.0) == expected
+    assert activation_took(ctx, orders, 1_000_000_000.0, 21_600.0) == expected
+
+
+def test_a_flow_run_adopted_after_it_ended_teaches_the_polls_its_own_duration(kit: Kit) -> None:
+    """Adopted once done, the run has no poll of ours to time it: only AEP's dates say how long it took."""
+    from aep_activator.aep.coordination.durations import DurationSummary
+
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="run_activation")
+    kit.faults(f"POST {ADHOC_POST}", hang_rate=1.0)
+    assert waited(kit.step(run_id))[0] == WaitKind.LOOK
+    kit.faults(f"POST {ADHOC_POST}")
+    kit.clock.advance(2 * 3600)  # the flow run ends long before the look finds it
+    record = drive(kit, run_id)
+    assert record.status is RunStatus.SUCCEEDED and "adopted" in events(record, "run_activation"), record.timeline
+    (flow,) = kit.sim.state.flow_runs.values()
+    summary = DurationSummary(kit.rt.redis, kit.rt.keys, cache_s=0)
+    assert summary.recent("activation", kit.rt.settings.aep_sandbox_name) == [
+        pytest.approx(flow.ends_at - flow.created, abs=0.01)
+    ]

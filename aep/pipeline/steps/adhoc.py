@@ -159,7 +159,9 @@ def _look(ctx: StepContext, intent: float) -> Outcome | None:
         for a in audiences:
             if a in confirmed:
                 r = confirmed[a]
-                orders.append({"segment": a, "order": flow_id, "run_id": r.id, "status": r.status.value})
+                took = flow_run_took(r)  # it ended before we knew of it: only AEP's dates time it
+                orders.append({"segment": a, "order": flow_id, "run_id": r.id, "status": r.status.value,
+                               **({"took": took} if took is not None else {})})  # fmt: skip
             else:
                 unaccounted.append(f"{a}→{flow_id}")
     if not unaccounted and all(ctx.execution.claim(KIND, o["run_id"]) for o in orders):
@@ -201,7 +203,8 @@ def poll(ctx: StepContext) -> Outcome:
             names = ", ".join(f"{o['segment']}→{o['order']} ({o['status']})" for o in failed)
             raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
                             kind="activation", aep_status="failed")  # fmt: skip
-        took = activation_took(ctx, orders, record.activated_at or record.created_at)
+        took = activation_took(ctx, orders, record.activated_at or record.created_at,
+                               ctx.config.activation_poll.deadline_s)  # fmt: skip
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
                     events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),),
                     observed=observation(ctx, "activation", took))  # fmt: skip

@@ -74,7 +74,17 @@ def poll_job(
 
 
 CLOCK_SKEW_S = 300.0
-"""How far AEP's clock may be from ours before a job's ``creationTime`` is not believed."""
+"""How far AEP's clock may be from ours before a date it gives (a job's creation or end) is not believed."""
+
+_MS_CEILING = 10**15
+"""Epoch milliseconds past the year 33,000: not a date (and ``ms / 1000`` of a huge int overflows)."""
+
+
+def epoch_s(ms: object) -> float | None:
+    """AEP's epoch milliseconds as seconds, or None (absent, not an integer, or not a date)."""
+    if isinstance(ms, int) and not isinstance(ms, bool) and 0 < ms < _MS_CEILING:
+        return ms / 1000
+    return None
 
 
 def job_started(ctx: StepContext, creation_ms: int | None) -> float:
@@ -84,10 +94,16 @@ def job_started(ctx: StepContext, creation_ms: int | None) -> float:
     :data:`CLOCK_SKEW_S`). A date outside that (in seconds instead of ms, or in the future) would make
     the deadline never come, or fail a healthy job at once, and skew the polls' duration summary.
     """
-    aep = creation_ms / 1000 if creation_ms else None
+    aep = epoch_s(creation_ms)
     if aep is not None and ctx.run.created_at - CLOCK_SKEW_S <= aep <= ctx.now() + CLOCK_SKEW_S:
         return aep
     return ctx.run.created_at
+
+
+def seen_running(ctx: StepContext) -> float | None:
+    """When this step's polls began to wait on a job they saw still running (epoch s, our clock), if they did."""
+    run = ctx.run
+    return run.wait_since if run.wait_kind == WaitKind.AEP.value and run.wait_since else None
 
 
 def job_ended(ctx: StepContext, started: float, *ends_ms: int | None) -> float:
@@ -98,32 +114,44 @@ def job_ended(ctx: StepContext, started: float, *ends_ms: int | None) -> float:
     during it. AEP dates a job's end (``metrics.totalTime.endTimeInMs``, then ``updateTime``, in ms), but
     its own documented examples include an end decades before the job's creation: an end is believed
     only after the job's start (an end at the very millisecond of its start says nothing) and before now
-    (give or take :data:`CLOCK_SKEW_S`).
+    (give or take :data:`CLOCK_SKEW_S`). A believed end is then kept between the time a poll saw the job
+    still running (:func:`seen_running`) and now: a job seen done cannot have ended later, and one seen
+    running cannot have ended before (a duration of a few ms, believed, would bring every later job's
+    polls forward to its first seconds).
     """
     now = ctx.now()
     for ms in ends_ms:
-        if ms and started < ms / 1000 <= now + CLOCK_SKEW_S:
-            return ms / 1000
+        end = epoch_s(ms)
+        if end is not None and started < end <= now + CLOCK_SKEW_S:
+            return min(max(end, seen_running(ctx) or end), now)
     return now
 
 
 def flow_run_took(run: FlowRun) -> float | None:
     """How long a finished flow run took by AEP's own clock (``metrics.durationSummary.completedAtUTC``
-    less ``createdAt``, in s), or None when AEP does not say (or says it ended before it began, or as it began)."""
+    less ``createdAt``, in s), or None when AEP does not say (or dates its end at or before its start)."""
     summary = run.metrics.durationSummary
-    completed = summary.completedAtUTC if summary else None
-    if not completed or not run.createdAt or completed <= run.createdAt:
+    completed, created = epoch_s(summary.completedAtUTC if summary else None), epoch_s(run.createdAt)
+    if completed is None or created is None or completed <= created:
         return None
-    return round((completed - run.createdAt) / 1000, 3)
+    return round(completed - created, 3)
 
 
-def activation_took(ctx: StepContext, orders: list[dict[str, Any]], started: float) -> float:
+def activation_took(ctx: StepContext, orders: list[dict[str, Any]], started: float, deadline_s: float) -> float:
     """An activation's duration for the summary: its slowest flow run by AEP's clock (``flow_run_took``)
-    when AEP dated every one plausibly (no longer than since the activation, give or take
-    :data:`CLOCK_SKEW_S`), else from the activation until now."""
+    when AEP dated every one (within the activation's deadline), else from the activation until now;
+    never shorter than until a poll saw a flow run still running (:func:`seen_running`).
+
+    AEP's durations are not bounded by ours since the activation: a flow run adopted after a lost answer
+    (``adhoc._look``) ran before we knew of it. One dated too long only lengthens one sample, which brings
+    polls forward, never back.
+    """
     since = ctx.now() - started
-    took = [t for o in orders if isinstance(t := o.get("took"), int | float) and 0 <= t <= since + CLOCK_SKEW_S]
-    return float(max(took)) if orders and len(took) == len(orders) else since
+    took = [float(t) for o in orders
+            if isinstance(t := o.get("took"), int | float) and not isinstance(t, bool) and 0 < t <= deadline_s]
+    slowest = max(took) if orders and len(took) == len(orders) else since
+    running = seen_running(ctx)
+    return max(slowest, running - started) if running is not None else slowest
 
 
 def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float) -> float:
