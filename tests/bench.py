@@ -690,6 +690,31 @@ def machine(client: redis.Redis) -> dict[str, str]:
         "redis-py": redis.__version__,
         "OS": platform.platform(),
         "load average at start (1 / 5 / 15 min)": f"{load1:.2f} / {load5:.2f} / {load15:.2f}",
+        **calibration(client),
+    }
+
+
+def calibration(client: redis.Redis) -> dict[str, str]:
+    """How fast this machine is at the start of the run, to set runs of different days side by side.
+
+    Its speed moves from day to day (the machine is shared): a step's CPU is mostly round trips (Redis,
+    AEP), so a day on which a round trip costs more CPU moves our worker's CPU per chain, and the ratios
+    against bare Celery, more than bare's. Each figure is the median of 3 timings, in CPU time."""
+
+    def per_call(fn: Callable[[], object], n: int) -> float:
+        timings = []
+        for _ in range(3):
+            t0 = time.process_time()
+            for _ in range(n):
+                fn()
+            timings.append((time.process_time() - t0) / n)
+        return statistics.median(timings)
+
+    ping = per_call(client.ping, 5000)
+    python = per_call(lambda: sum(i * i for i in range(1000)), 2000)
+    return {
+        "calibration: CPU per Redis round trip (redis-py `PING`, this process)": f"{ping * 1e6:.0f} µs",
+        "calibration: CPU per fixed piece of pure Python (`sum(i * i for i in range(1000))`)": f"{python * 1e6:.0f} µs",
     }
 
 

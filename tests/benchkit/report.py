@@ -267,7 +267,10 @@ def _machine(meta: dict[str, Any]) -> str:
     lines.append(f"| load average (1 / 5 min) after each stage | {loads} |")
     lines.append(f"\n{meta['redis']} This machine is shared with other work (see the load averages above), so "
                  "figures move from one run to the next: the overhead stage alternates its variants and reports "
-                 "medians, and says how much each figure spread across its repetitions.\n")  # fmt: skip
+                 "medians, and says how much each figure spread across its repetitions. Its speed moves from day "
+                 "to day too: the two calibration rows, taken at the start, set this run beside those of other "
+                 "days (`git log -p BENCHMARKS.md`); a step is mostly round trips, so a dearer round trip moves "
+                 "our CPU per chain, and the ratios against bare Celery, more than bare's.\n")  # fmt: skip
     return "\n".join(lines)
 
 
