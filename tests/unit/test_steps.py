@@ -528,6 +528,33 @@ def test_an_activations_duration_is_its_slowest_flow_run_when_aep_dated_them_all
     ctx: Any = SimpleNamespace(now=lambda: 1_000_000_600.0, run=run)
     orders = [{"run_id": str(i), **({} if t is None else {"took": t})} for i, t in enumerate(took)]
     assert activation_took(ctx, orders, 1_000_000_000.0, 21_600.0) == expected
+    # Adopted once over, no poll of ours timed them: only AEP's dates do, and without them nothing does.
+    dated = all(isinstance(t, float) and 0 < t <= 21_600.0 for t in took)
+    assert activation_took(ctx, orders, 1_000_000_000.0, 21_600.0, timed=False) == (expected if dated else None)
+
+
+@pytest.mark.parametrize(
+    ("completed_ms", "updated_ms", "expected"),
+    [
+        pytest.param(1_000_000_150_000, 1_000_000_160_000, 150.0, id="completed-at"),
+        pytest.param(None, 1_000_000_160_000, 160.0, id="updated-at-when-no-completed-at"),
+        pytest.param(1_000_000_000_000, 1_000_000_160_000, 160.0, id="completed-at-the-start: updated-at"),
+        pytest.param(None, 1_000_000_000_000, None, id="updated-at-the-start"),
+        pytest.param(10**400, None, None, id="a-huge-integer"),
+        pytest.param(None, None, None, id="undated"),
+    ],
+)
+def test_a_flow_runs_duration_is_aeps_end_less_its_creation(
+    completed_ms: int | None, updated_ms: int | None, expected: float | None
+) -> None:
+    from aep_activator.aep.api.models.flow_runs import FlowRun
+    from aep_activator.aep.pipeline.steps.polls import flow_run_took
+
+    run = FlowRun.model_validate({
+        "id": "r1", "createdAt": 1_000_000_000_000, "updatedAt": updated_ms,
+        "metrics": {"durationSummary": {"completedAtUTC": completed_ms}, "statusSummary": {"status": "success"}},
+    })  # fmt: skip
+    assert flow_run_took(run) == expected
 
 
 def test_a_flow_run_adopted_after_it_ended_teaches_the_polls_its_own_duration(kit: Kit) -> None:
@@ -547,3 +574,26 @@ def test_a_flow_run_adopted_after_it_ended_teaches_the_polls_its_own_duration(ki
     assert summary.recent("activation", kit.rt.settings.aep_sandbox_name) == [
         pytest.approx(flow.ends_at - flow.created, abs=0.01)
     ]
+
+
+def test_an_undated_flow_run_adopted_after_it_ended_teaches_the_polls_nothing(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without AEP's dates, the only time left is from the adoption to the poll that follows it: about
+    nothing, a sample that would bring every later activation's polls forward to their first seconds."""
+    from aep_activator.aep.coordination.durations import DurationSummary
+    from aep_activator.aep.pipeline.steps import adhoc
+
+    monkeypatch.setattr(adhoc, "flow_run_took", lambda run: None)  # AEP dated neither its end nor its creation
+    run_id = new_run(kit.rt, EXAMPLE)
+    drive(kit, run_id, until="run_activation")
+    kit.faults(f"POST {ADHOC_POST}", hang_rate=1.0)
+    assert waited(kit.step(run_id))[0] == WaitKind.LOOK
+    kit.faults(f"POST {ADHOC_POST}")
+    kit.clock.advance(2 * 3600)
+    assert "adopted" in events(drive(kit, run_id, until="poll_activation"), "run_activation")
+    kit.clock.advance(1.5)  # the poll that follows the adoption, a moment later
+    record = drive(kit, run_id)
+    assert record.status is RunStatus.SUCCEEDED, record.timeline
+    summary = DurationSummary(kit.rt.redis, kit.rt.keys, cache_s=0)
+    assert summary.recent("activation", kit.rt.settings.aep_sandbox_name) == []

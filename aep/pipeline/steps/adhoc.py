@@ -183,6 +183,7 @@ def poll(ctx: StepContext) -> Outcome:
     orders = [dict(o) for o in record.flow_runs]
     if not orders:
         raise JobFailed("no flow runs recorded for this run", kind="activation")
+    watched = not all(o.get("status") in _TERMINAL for o in orders)  # else all ended before an adopting look
     for order in orders:
         if order.get("status") in _TERMINAL:
             continue
@@ -204,7 +205,7 @@ def poll(ctx: StepContext) -> Outcome:
             raise JobFailed(f"{len(failed)} of {len(orders)} flow run{_s(orders)} did not succeed: {names}",
                             kind="activation", aep_status="failed")  # fmt: skip
         took = activation_took(ctx, orders, record.activated_at or record.created_at,
-                               ctx.config.activation_poll.deadline_s)  # fmt: skip
+                               ctx.config.activation_poll.deadline_s, timed=watched)  # fmt: skip
         return Done({"flow_runs": [o["run_id"] for o in orders], "status": "success"}, set=fields,
                     events=(Event(ctx.step, "succeeded", "all flow runs succeeded"),),
                     observed=observation(ctx, "activation", took))  # fmt: skip

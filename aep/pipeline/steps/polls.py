@@ -128,28 +128,46 @@ def job_ended(ctx: StepContext, started: float, *ends_ms: int | None) -> float:
 
 
 def flow_run_took(run: FlowRun) -> float | None:
-    """How long a finished flow run took by AEP's own clock (``metrics.durationSummary.completedAtUTC``
-    less ``createdAt``, in s), or None when AEP does not say (or dates its end at or before its start)."""
+    """How long a finished flow run took by AEP's own clock, in s, or None when AEP does not say.
+
+    Its end is ``metrics.durationSummary.completedAtUTC``, else ``updatedAt`` (a finished run's last
+    change is its end), less ``createdAt``; an end at or before the start says nothing.
+    """
     summary = run.metrics.durationSummary
-    completed, created = epoch_s(summary.completedAtUTC if summary else None), epoch_s(run.createdAt)
-    if completed is None or created is None or completed <= created:
+    created = epoch_s(run.createdAt)
+    if created is None:
         return None
-    return round(completed - created, 3)
+    for ms in (summary.completedAtUTC if summary else None, run.updatedAt):
+        completed = epoch_s(ms)
+        if completed is not None and completed > created:
+            return round(completed - created, 3)
+    return None
 
 
-def activation_took(ctx: StepContext, orders: list[dict[str, Any]], started: float, deadline_s: float) -> float:
+def activation_took(
+    ctx: StepContext, orders: list[dict[str, Any]], started: float, deadline_s: float, *, timed: bool = True
+) -> float | None:
     """An activation's duration for the summary: its slowest flow run by AEP's clock (``flow_run_took``)
     when AEP dated every one (within the activation's deadline), else from the activation until now;
     never shorter than until a poll saw a flow run still running (:func:`seen_running`).
 
+    ``timed=False`` says no poll of ours watched the flow runs end (all were over when a look after a
+    lost answer adopted them, ``adhoc._look``): "until now" is then the instant of adoption, a duration
+    of about nothing that would bring every later activation's polls forward to its first seconds, so
+    without AEP's dates for all of them there is no duration (None).
+
     AEP's durations are not bounded by ours since the activation: a flow run adopted after a lost answer
-    (``adhoc._look``) ran before we knew of it. One dated too long only lengthens one sample, which brings
-    polls forward, never back.
+    ran before we knew of it. One dated too long only lengthens one sample, which brings polls forward,
+    never back.
     """
-    since = ctx.now() - started
     took = [float(t) for o in orders
             if isinstance(t := o.get("took"), int | float) and not isinstance(t, bool) and 0 < t <= deadline_s]
-    slowest = max(took) if orders and len(took) == len(orders) else since
+    if orders and len(took) == len(orders):
+        slowest = max(took)
+    elif timed:
+        slowest = ctx.now() - started
+    else:
+        return None
     running = seen_running(ctx)
     return max(slowest, running - started) if running is not None else slowest
 
@@ -170,10 +188,10 @@ def poll_delay(ctx: StepContext, kind: str, schedule: PollSchedule, age_s: float
     return min(schedule.delay(ctx.attempt, jitter=ctx.config.poll_jitter), max(0.0, schedule.deadline_s - age_s))
 
 
-def observation(ctx: StepContext, kind: str, duration_s: float) -> tuple[str, float] | None:
+def observation(ctx: StepContext, kind: str, duration_s: float | None) -> tuple[str, float] | None:
     """A finished job's duration for the summary its kind's polls adapt to, or None (no summary, or no
     duration): the step's ``Done`` carries it and the runner adds it as the step leaves."""
-    if ctx.durations is None or duration_s <= 0:
+    if ctx.durations is None or duration_s is None or duration_s <= 0:
         return None
     return kind, duration_s
 
