@@ -93,6 +93,10 @@ class Stack(JournalChecks):
             "WATCHDOG_GRACE_S": "5",
             "VISIBILITY_TIMEOUT_S": "30",
             "TASK_TIME_LIMIT_S": "20",
+            # The few Celery results kept (activation.start's, the reconciler's) are keyed outside the
+            # prefix, where delete_keys cannot find them: a test's or the demo's expire within minutes,
+            # not after the shipped week in a Redis that CI shares.
+            "RESULT_EXPIRES_S": "600",
             **FAST_POLLS,
         }
         values.update(self.env_overrides)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from aep_activator.config.settings import Settings
@@ -237,6 +238,11 @@ def test_the_readme_send_task_example_reaches_a_worker_as_printed(make_stack) ->
     wait_for_runs(stack, [record.run_id])
     assert ledger.get(record.run_id).status == "succeeded"  # type: ignore[union-attr]
     namespace["celery_app"].close()
+    # activation.start keeps its result (the run id, as the README says), and a test's soon expires.
+    task_id = (record.idempotency_key or "").removeprefix("task:")
+    with redis.Redis.from_url(stack.redis_url) as client:
+        assert record.run_id.encode() in (client.get(f"celery-task-meta-{task_id}") or b"")
+        assert 0 < client.ttl(f"celery-task-meta-{task_id}") <= 600
 
 
 def test_the_readme_admission_example_prints_the_verdict_and_its_description(
